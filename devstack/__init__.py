@@ -1,0 +1,1 @@
+"""Development tooling: the embedded MongoDB and (later) the local stack. Not deployed."""

@@ -1,0 +1,1 @@
+"""Users service: registration and lookup; announces every new user with UserRegistered."""

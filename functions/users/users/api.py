@@ -1,0 +1,54 @@
+"""Users HTTP API: ``POST /users`` and ``GET /users/{user_id}``."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from shop_common.clock import utc_now
+from shop_common.http import (
+    correlation_id_of,
+    create_resolver,
+    oversized_body_response,
+    with_correlation_header,
+)
+
+from users.dependencies import dependencies
+from users.domain import NewUser, UserNotFound, UserView, register
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = create_resolver()
+
+
+@app.post("/users")
+@tracer.capture_method
+def create_user(new_user: NewUser) -> Response[UserView]:
+    deps = dependencies()
+    user, event = register(new_user, logger.get_correlation_id() or "unknown", utc_now())
+    pending = deps.repository.insert(user, event)
+    deps.outbox.flush(deps.repository.users, user.user_id, [pending])
+    metrics.add_metric(name="UsersRegistered", unit=MetricUnit.Count, value=1)
+    logger.info("User registered", extra={"user_id": user.user_id})
+    return Response(201, content_types.APPLICATION_JSON, user.view(), headers={"Location": f"/users/{user.user_id}"})
+
+
+@app.get("/users/<user_id>")
+@tracer.capture_method
+def get_user(user_id: str) -> UserView:
+    user = dependencies().repository.get(user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user.view()
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlation_id = correlation_id_of(event)
+    logger.set_correlation_id(correlation_id)
+    response = oversized_body_response(event) or app.resolve(event, context)
+    return with_correlation_header(response, correlation_id)

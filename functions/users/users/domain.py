@@ -1,0 +1,64 @@
+"""Users domain: pure rules and shapes, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from shop_common.clock import iso, new_id
+from shop_common.errors import Conflict, NotFound
+from shop_common.events import UserRegistered, UserRegisteredData, new_event
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"No user has id {user_id!r}.")
+
+
+class NewUser(BaseModel):
+    """Body of ``POST /users``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=254)
+    name: Name
+
+
+class UserView(BaseModel):
+    """A user as the API shows it."""
+
+    user_id: str
+    email: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    email: str
+    name: str
+    created_at: datetime
+
+    def view(self) -> UserView:
+        return UserView(user_id=self.user_id, email=self.email, name=self.name, created_at=iso(self.created_at))
+
+
+def register(request: NewUser, correlation_id: str, now: datetime) -> tuple[User, UserRegistered]:
+    """A new user (email stored lower-case) and the event announcing it."""
+    user = User(user_id=new_id(), email=request.email.lower(), name=request.name, created_at=now)
+    event = new_event(
+        UserRegistered,
+        UserRegisteredData(user_id=user.user_id, email=user.email, name=user.name),
+        correlation_id,
+        occurred_at=now,
+    )
+    return user, event

@@ -1,0 +1,173 @@
+"""The event envelope and every event of the contract (version 1), as pydantic models.
+
+Producers build events with :func:`new_event`; consumers parse with ``DomainEvent``
+(a union discriminated by ``event_type``). An unknown type, an unknown version or a
+payload that does not match its schema fails validation, so the record goes to its
+dead-letter queue instead of being half-processed. Unknown extra fields are ignored
+(tolerant reader), so producers may add fields without breaking consumers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from shop_common.clock import utc_now
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Quantity = Annotated[int, Field(ge=1, le=1000)]
+Cents = Annotated[int, Field(ge=0)]
+Source = Literal["users", "orders", "inventory"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OrderLine(_Model):
+    sku: Sku
+    quantity: Quantity
+
+
+class PricedLine(_Model):
+    sku: Sku
+    quantity: Quantity
+    unit_price_cents: Cents
+
+
+class Shortage(_Model):
+    sku: Sku
+    requested: Quantity
+    available: int = Field(ge=0)
+
+
+class UserRegisteredData(_Model):
+    user_id: str = Field(min_length=1)
+    email: str = Field(min_length=3)
+    name: str = Field(min_length=1)
+
+
+class OrderPlacedData(_Model):
+    order_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    items: list[OrderLine] = Field(min_length=1, max_length=50)
+
+
+class OrderCancelledData(OrderPlacedData):
+    pass
+
+
+class InventoryReservedData(_Model):
+    order_id: str = Field(min_length=1)
+    lines: list[PricedLine] = Field(min_length=1)
+    total_cents: Cents
+
+
+class InventoryRejectedData(_Model):
+    order_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    unavailable: list[Shortage]
+
+
+class OrderConfirmedData(_Model):
+    order_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    total_cents: Cents
+
+
+class OrderRejectedData(_Model):
+    order_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class _Envelope(_Model):
+    event_id: uuid.UUID
+    event_version: Literal[1]
+    occurred_at: AwareDatetime
+    correlation_id: str = Field(min_length=1, max_length=200)
+    source: Source
+
+
+class UserRegistered(_Envelope):
+    event_type: Literal["UserRegistered"]
+    data: UserRegisteredData
+
+
+class OrderPlaced(_Envelope):
+    event_type: Literal["OrderPlaced"]
+    data: OrderPlacedData
+
+
+class OrderCancelled(_Envelope):
+    event_type: Literal["OrderCancelled"]
+    data: OrderCancelledData
+
+
+class InventoryReserved(_Envelope):
+    event_type: Literal["InventoryReserved"]
+    data: InventoryReservedData
+
+
+class InventoryRejected(_Envelope):
+    event_type: Literal["InventoryRejected"]
+    data: InventoryRejectedData
+
+
+class OrderConfirmed(_Envelope):
+    event_type: Literal["OrderConfirmed"]
+    data: OrderConfirmedData
+
+
+class OrderRejected(_Envelope):
+    event_type: Literal["OrderRejected"]
+    data: OrderRejectedData
+
+
+DomainEvent = Annotated[
+    UserRegistered
+    | OrderPlaced
+    | OrderCancelled
+    | InventoryReserved
+    | InventoryRejected
+    | OrderConfirmed
+    | OrderRejected,
+    Field(discriminator="event_type"),
+]
+domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
+
+EVENT_SOURCES: dict[str, Source] = {
+    "UserRegistered": "users",
+    "OrderPlaced": "orders",
+    "OrderCancelled": "orders",
+    "OrderConfirmed": "orders",
+    "OrderRejected": "orders",
+    "InventoryReserved": "inventory",
+    "InventoryRejected": "inventory",
+}
+
+EventT = TypeVar("EventT", bound=_Envelope)
+
+
+def new_event(
+    event_class: type[EventT], data: BaseModel, correlation_id: str, occurred_at: datetime | None = None
+) -> EventT:
+    """A fresh event of ``event_class`` carrying ``data``, stamped with id, time and source."""
+    event_type = event_class.model_fields["event_type"].annotation.__args__[0]  # type: ignore[union-attr]
+    return event_class(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        event_version=1,
+        occurred_at=occurred_at or utc_now(),
+        correlation_id=correlation_id,
+        source=EVENT_SOURCES[event_type],
+        data=data,
+    )
+
+
+def parse_event(body: str | bytes) -> DomainEvent:
+    """Parse and validate one event body; raises ``pydantic.ValidationError`` if it is not one."""
+    return domain_event_adapter.validate_json(body)

@@ -1,0 +1,108 @@
+"""The HTTP edge shared by every API function: one map from errors to responses.
+
+Every error body is ``{"code", "message"}`` (plus ``details`` for validation errors) and
+never a stack trace: validation errors are 422 (400 for a body that is not JSON), domain
+errors map by category, and anything unexpected is a logged 500 with a generic body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from shop_common.errors import Conflict, DomainError, NotFound, Unprocessable
+
+logger = Logger(child=True)
+
+MAX_BODY_BYTES = 64 * 1024
+CORRELATION_HEADER = "X-Correlation-Id"
+
+# The one map from domain error categories to HTTP statuses.
+DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Unprocessable: 422,
+}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
+
+
+def error_response(status: int, code: str, message: str, details: list[Any] | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return json_response(status, body)
+
+
+def status_for(error: DomainError) -> int:
+    for category, status in DOMAIN_ERROR_STATUS.items():
+        if isinstance(error, category):
+            return status
+    return 400
+
+
+def create_resolver() -> APIGatewayRestResolver:
+    """A REST resolver with pydantic validation and the shared error map installed."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def on_validation_error(error: RequestValidationError) -> Response:
+        details = [
+            {"loc": [str(part) for part in item.get("loc", ())], "msg": item.get("msg"), "type": item.get("type")}
+            for item in error.errors()
+        ]
+        if any(item["type"] == "json_invalid" for item in details):
+            return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        return error_response(422, "validation_error", "The request is not valid.", details)
+
+    @app.exception_handler(DomainError)
+    def on_domain_error(error: DomainError) -> Response:
+        return error_response(status_for(error), error.code, error.message)
+
+    @app.not_found
+    def on_not_found(_: Exception) -> Response:
+        return error_response(404, "not_found", "No such resource.")
+
+    @app.exception_handler(Exception)
+    def on_unexpected(error: Exception) -> Response:
+        logger.exception("Unhandled error")
+        return error_response(500, "internal_error", "Something went wrong; please retry later.")
+
+    return app
+
+
+def correlation_id_of(event: dict[str, Any]) -> str:
+    """The caller's ``X-Correlation-Id`` if it sent one, else API Gateway's request id."""
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    supplied = headers.get(CORRELATION_HEADER.lower())
+    if supplied and len(supplied) <= 200:
+        return str(supplied)
+    return str((event.get("requestContext") or {}).get("requestId") or "unknown")
+
+
+def oversized_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 413 proxy response when the body is over the limit, checked before any parsing."""
+    body = event.get("body") or ""
+    if len(body.encode() if isinstance(body, str) else body) <= MAX_BODY_BYTES:
+        return None
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"code": "payload_too_large", "message": "The request body is over 64 KiB."}),
+        "isBase64Encoded": False,
+    }
+
+
+def with_correlation_header(response: dict[str, Any], correlation_id: str) -> dict[str, Any]:
+    response.setdefault("multiValueHeaders", {})[CORRELATION_HEADER] = [correlation_id]
+    return response
+
+
+ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -1,0 +1,52 @@
+"""One MongoDB client per container, configured for Lambda.
+
+The client is created on first use and reused by every invocation of the container
+(MongoDB Atlas guidance for Lambda). Timeouts fail fast: an API call should answer
+with an error in seconds, not hang for pymongo's default 30 s server selection.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from shop_common.settings import ServiceSettings
+
+# Seconds a cached secret is trusted before it is read again (picks up a rotation).
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def connection_string(settings: ServiceSettings) -> str:
+    """The service's own connection string: ``MONGODB_URI`` if set, else its secret."""
+    if settings.mongodb_uri:
+        return settings.mongodb_uri
+    if not settings.mongodb_secret_id:
+        raise RuntimeError("Set MONGODB_URI or MONGODB_SECRET_ID for this function")
+    # Imported here: functions given MONGODB_URI never pay for boto3 at cold start.
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.mongodb_secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    return secret if isinstance(secret, str) else secret.decode()
+
+
+@cache
+def client_for(uri: str, app_name: str) -> MongoClient:
+    return MongoClient(
+        uri,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=3000,
+        connectTimeoutMS=3000,
+        socketTimeoutMS=8000,
+        maxIdleTimeMS=60000,
+        retryWrites=True,
+        retryReads=True,
+        w="majority",
+    )
+
+
+def database(settings: ServiceSettings) -> Database:
+    """The service's own database on the container's shared client."""
+    return client_for(connection_string(settings), settings.service_name)[settings.mongodb_database]

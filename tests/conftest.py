@@ -1,0 +1,134 @@
+"""Shared fixtures: a real mongod (or $MONGODB_URI), moto for AWS, per-test service runtimes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+# Set before any handler module is imported (Powertools reads some of these at import).
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Shop",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+)
+
+from moto import mock_aws  # noqa: E402
+from pymongo import MongoClient  # noqa: E402
+
+from devstack.mongod import MongoServer  # noqa: E402
+from tests.support import ServiceRuntime  # noqa: E402
+
+SERVICES = ("users", "orders", "inventory", "notifications")
+SENDER = "shop@example.com"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """$MONGODB_URI if set (your own MongoDB or Atlas), else a mongod started for this session."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    server = MongoServer(tmp_path_factory.mktemp("mongod"))
+    server.start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_uri: str) -> Iterator[MongoClient]:
+    client: MongoClient = MongoClient(mongo_uri, tz_aware=True)
+    yield client
+    client.close()
+
+
+@dataclass
+class AwsResources:
+    topic_arn: str
+    queue_urls: dict[str, str]
+    dead_letter_queue_urls: dict[str, str]
+
+
+QUEUE_SUBSCRIPTIONS = {
+    "orders": ["InventoryReserved", "InventoryRejected", "UserRegistered"],
+    "inventory": ["OrderPlaced", "OrderCancelled"],
+}
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsResources]:
+    """moto with the topic and the queues subscribed to it, as template.yaml declares them."""
+    import json
+
+    import boto3
+
+    with mock_aws():
+        sns = boto3.client("sns")
+        sqs = boto3.client("sqs")
+        topic_arn = sns.create_topic(Name="shop-events")["TopicArn"]
+        queue_urls: dict[str, str] = {}
+        dead_letter_urls: dict[str, str] = {}
+        for service, event_types in QUEUE_SUBSCRIPTIONS.items():
+            dlq_url = sqs.create_queue(QueueName=f"{service}-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
+            queue_url = sqs.create_queue(
+                QueueName=f"{service}-queue", Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "60"}
+            )["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={
+                    "RawMessageDelivery": "true",
+                    "FilterPolicyScope": "MessageAttributes",
+                    "FilterPolicy": json.dumps({"event_type": event_types}),
+                },
+            )
+            queue_urls[service] = queue_url
+            dead_letter_urls[service] = dlq_url
+        boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+        yield AwsResources(topic_arn=topic_arn, queue_urls=queue_urls, dead_letter_queue_urls=dead_letter_urls)
+
+
+def _clear_dependency_caches() -> None:
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"{service}.dependencies")
+        except ModuleNotFoundError:
+            continue
+        module.dependencies.cache_clear()
+
+
+@pytest.fixture
+def runtimes(mongo_uri: str, mongo_client: MongoClient, aws: AwsResources) -> Iterator[dict[str, ServiceRuntime]]:
+    """Each service's environment, with a fresh database of its own for this test."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    _clear_dependency_caches()
+    yield {
+        service: ServiceRuntime(
+            {
+                "POWERTOOLS_SERVICE_NAME": service,
+                "MONGODB_URI": mongo_uri,
+                "MONGODB_DATABASE": f"{prefix}_{service}",
+                "EVENT_TOPIC_ARN": aws.topic_arn,
+                "SENDER_EMAIL": SENDER,
+            }
+        )
+        for service in SERVICES
+    }
+    _clear_dependency_caches()
+    for service in SERVICES:
+        mongo_client.drop_database(f"{prefix}_{service}")
