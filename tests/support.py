@@ -88,3 +88,27 @@ class ServiceRuntime:
 
     def http(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Response:
         return to_response(self.invoke(handler, event))
+
+
+def sqs_batch(sample: str, bodies: list[str]) -> dict[str, Any]:
+    """An SQS event shaped like ``events/<sample>.json`` whose records carry ``bodies``."""
+    template = sample_event(sample)["Records"][0]
+    records = []
+    for body in bodies:
+        record = copy.deepcopy(template)
+        record["messageId"] = str(uuid.uuid4())
+        record["receiptHandle"] = f"handle-{record['messageId']}"
+        record["body"] = body
+        try:
+            event_type = json.loads(body).get("event_type", "Unknown")
+        except (ValueError, AttributeError):
+            event_type = "Unknown"
+        record["messageAttributes"] = {
+            "event_type": {"stringValue": str(event_type), "dataType": "String", "stringListValues": [], "binaryListValues": []}
+        }
+        records.append(record)
+    return {"Records": records}
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
