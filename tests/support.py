@@ -6,11 +6,14 @@ import copy
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from pymongo import monitoring
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -112,3 +115,93 @@ def sqs_batch(sample: str, bodies: list[str]) -> dict[str, Any]:
 
 def failed_ids(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the MongoDB commands sent while recording (pymongo command monitoring)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+        self._recording = False
+
+    @contextmanager
+    def recording(self) -> Iterator[list[str]]:
+        self.commands = []
+        self._recording = True
+        try:
+            yield self.commands
+        finally:
+            self._recording = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self._recording and event.command_name != "endSessions":
+            self.commands.append(f"{event.database_name}.{event.command_name}")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+command_counter = CommandCounter()
+# Registered at import, before any client exists, so every client reports to it.
+monitoring.register(command_counter)
+
+
+def deliver(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
+    """Do what the SQS event source mapping does once: receive a batch, invoke, delete the
+    records not reported as failed. Returns how many records were delivered."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    received = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    ).get("Messages", [])
+    if not received:
+        return 0
+    event = {"Records": [_sqs_record(message, queue_url) for message in received]}
+    response = runtime.invoke(handler, event)
+    failed = set(failed_ids(response))
+    for message in received:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return len(received)
+
+
+def deliver_all(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
+    total = 0
+    while delivered := deliver(queue_url, runtime, handler):
+        total += delivered
+    return total
+
+
+def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    attributes = {
+        name: {"stringValue": value["StringValue"], "dataType": value["DataType"], "stringListValues": [], "binaryListValues": []}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:eu-west-1:123456789012:{queue_url.rsplit('/', 1)[-1]}",
+        "awsRegion": "eu-west-1",
+    }
+
+
+def received_events(queue_url: str) -> list[dict[str, Any]]:
+    """Receive and delete every message now in the queue; returns their bodies."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    bodies: list[dict[str, Any]] = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies

@@ -18,8 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from shop_common.clock import utc_now
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Quantity = Annotated[int, Field(ge=1, le=1000)]
-Cents = Annotated[int, Field(ge=0)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=1000)]
+Cents = Annotated[int, Field(strict=True, ge=0)]
 Source = Literal["users", "orders", "inventory"]
 
 

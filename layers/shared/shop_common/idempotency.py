@@ -8,6 +8,7 @@ expired keys by itself; the comparisons below do not rely on the TTL monitor's t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +29,15 @@ def ensure_idempotency_indexes(collection: Collection) -> None:
 
 
 class MongoPersistenceLayer(BasePersistenceLayer):
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Callable[[], Collection]) -> None:
+        """``collection`` is called at each use, so the layer can be declared at import time
+        while the database connection is only made at the first invocation."""
         super().__init__()
-        self._collection = collection
+        self._get_collection = collection
+
+    @property
+    def _collection(self) -> Collection:
+        return self._get_collection()
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
         document = self._collection.find_one({"_id": idempotency_key})

@@ -1,0 +1,1 @@
+"""Orders service: places, lists and cancels orders; moves them through the saga on inventory events."""

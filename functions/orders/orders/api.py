@@ -1,0 +1,113 @@
+"""Orders HTTP API: place (optionally idempotent), read, list and cancel orders."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from shop_common.http import (
+    correlation_id_of,
+    create_resolver,
+    oversized_body_response,
+    with_correlation_header,
+)
+from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
+
+from orders.dependencies import dependencies
+from orders.domain import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    NewOrder,
+    OrderPage,
+    OrderView,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = create_resolver()
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+# Keyed by the Idempotency-Key alone; the validated body is hashed so that a reused key
+# with a different body is refused. A raised error deletes the record: 4xx store nothing.
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="body",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+)
+idempotency_store = MongoPersistenceLayer(lambda: dependencies().repository.idempotency)
+
+
+def _place(body: dict[str, Any]) -> dict[str, Any]:
+    order = dependencies().service.place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown")
+    metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
+    logger.info("Order placed", extra={"order_id": order.order_id, "user_id": order.user_id})
+    return order.view().model_dump(mode="json")
+
+
+@idempotent_function(data_keyword_argument="request", persistence_store=idempotency_store, config=idempotency_config)
+def _place_once(request: dict[str, Any]) -> dict[str, Any]:
+    return _place(request["body"])
+
+
+@app.post("/orders")
+@tracer.capture_method
+def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) -> Response[OrderView]:
+    body = new_order.model_dump(mode="json")
+    if idempotency_key is None:
+        view = _place(body)
+    else:
+        try:
+            view = _place_once(request={"key": idempotency_key, "body": body})
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.") from None
+        except IdempotencyAlreadyInProgressError:
+            raise IdempotencyKeyInFlight("A request with this Idempotency-Key is still in progress.") from None
+    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view['order_id']}"})
+
+
+@app.get("/orders/<order_id>")
+@tracer.capture_method
+def get_order(order_id: str) -> OrderView:
+    return dependencies().service.get(order_id).view()
+
+
+@app.get("/users/<user_id>/orders")
+@tracer.capture_method
+def list_user_orders(
+    user_id: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> OrderPage:
+    orders, next_cursor = dependencies().service.page(user_id, limit, cursor)
+    return OrderPage(orders=[order.view() for order in orders], next_cursor=next_cursor)
+
+
+@app.post("/orders/<order_id>/cancel")
+@tracer.capture_method
+def cancel_order(order_id: str) -> OrderView:
+    order = dependencies().service.cancel(order_id, logger.get_correlation_id() or "unknown")
+    logger.info("Order cancel requested", extra={"order_id": order_id, "status": order.status.value})
+    return order.view()
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    correlation_id = correlation_id_of(event)
+    logger.set_correlation_id(correlation_id)
+    idempotency_config.register_lambda_context(context)
+    response = oversized_body_response(event) or app.resolve(event, context)
+    return with_correlation_header(response, correlation_id)

@@ -1,0 +1,247 @@
+"""Orders domain: request shapes, the order lifecycle and pagination cursors. Pure, no I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from shop_common.clock import iso, new_id
+from shop_common.errors import Conflict, NotFound, Unprocessable
+from shop_common.events import (
+    InventoryRejectedData,
+    InventoryReservedData,
+    OrderCancelled,
+    OrderCancelledData,
+    OrderConfirmed,
+    OrderConfirmedData,
+    OrderLine,
+    OrderPlaced,
+    OrderPlacedData,
+    OrderRejected,
+    OrderRejectedData,
+    Quantity,
+    Sku,
+    new_event,
+)
+
+UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+
+class UnknownUser(Unprocessable):
+    code = "unknown_user"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"No user has id {user_id!r} (a user just registered may take a moment to be known).")
+
+
+class OrderNotFound(NotFound):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"No order has id {order_id!r}.")
+
+
+class NotCancellable(Conflict):
+    code = "not_cancellable"
+
+
+class InvalidCursor(Unprocessable):
+    code = "validation_error"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    code = "idempotency_key_in_flight"
+
+
+class NewOrderItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: Quantity
+
+
+class NewOrder(BaseModel):
+    """Body of ``POST /orders``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    items: list[NewOrderItem] = Field(min_length=1, max_length=50)
+
+    @field_validator("items")
+    @classmethod
+    def skus_are_unique(cls, items: list[NewOrderItem]) -> list[NewOrderItem]:
+        skus = [item.sku for item in items]
+        duplicates = sorted({sku for sku in skus if skus.count(sku) > 1})
+        if duplicates:
+            raise ValueError(f"each sku may appear once; repeated: {', '.join(duplicates)}")
+        return items
+
+
+class StatusChange(BaseModel):
+    status: OrderStatus
+    at: str
+    reason: str | None = None
+
+
+class OrderView(BaseModel):
+    """An order as the API shows it. ``history`` extends the contract: every status change."""
+
+    order_id: str
+    user_id: str
+    items: list[NewOrderItem]
+    status: OrderStatus
+    reason: str | None
+    total_cents: int | None
+    created_at: str
+    updated_at: str
+    history: list[StatusChange]
+
+
+class OrderPage(BaseModel):
+    orders: list[OrderView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: OrderStatus
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    user_id: str
+    items: tuple[OrderLine, ...]
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    reason: str | None = None
+    total_cents: int | None = None
+    history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
+
+    def view(self) -> OrderView:
+        return OrderView(
+            order_id=self.order_id,
+            user_id=self.user_id,
+            items=[NewOrderItem(sku=line.sku, quantity=line.quantity) for line in self.items],
+            status=self.status,
+            reason=self.reason,
+            total_cents=self.total_cents,
+            created_at=iso(self.created_at),
+            updated_at=iso(self.updated_at),
+            history=[StatusChange(status=entry.status, at=iso(entry.at), reason=entry.reason) for entry in self.history],
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A guarded status change: applies only if the order is still in one of ``from_statuses``."""
+
+    order: Order  # the order as it will be after the change
+    from_statuses: frozenset[OrderStatus]
+    event: OrderConfirmed | OrderRejected | OrderCancelled
+
+
+def place_order(request: NewOrder, correlation_id: str, now: datetime) -> tuple[Order, OrderPlaced]:
+    items = tuple(OrderLine(sku=item.sku, quantity=item.quantity) for item in request.items)
+    order = Order(
+        order_id=new_id(),
+        user_id=request.user_id,
+        items=items,
+        status=OrderStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        history=(HistoryEntry(OrderStatus.PENDING, now),),
+    )
+    data = OrderPlacedData(order_id=order.order_id, user_id=order.user_id, items=list(items))
+    return order, new_event(OrderPlaced, data, correlation_id, occurred_at=now)
+
+
+def _moved(order: Order, status: OrderStatus, now: datetime, **changes: Any) -> Order:
+    entry = HistoryEntry(status, now, changes.get("reason"))
+    return replace(order, status=status, updated_at=now, history=(*order.history, entry), **changes)
+
+
+def confirm(order: Order, reservation: InventoryReservedData, correlation_id: str, now: datetime) -> Transition | None:
+    """PENDING -> CONFIRMED; None when the order has moved on (a duplicate, or cancelled meanwhile:
+    inventory then returns the stock on the OrderCancelled it receives)."""
+    if order.status is not OrderStatus.PENDING:
+        return None
+    confirmed = _moved(order, OrderStatus.CONFIRMED, now, total_cents=reservation.total_cents)
+    data = OrderConfirmedData(order_id=order.order_id, user_id=order.user_id, total_cents=reservation.total_cents)
+    event = new_event(OrderConfirmed, data, correlation_id, occurred_at=now)
+    return Transition(confirmed, frozenset({OrderStatus.PENDING}), event)
+
+
+def reject(order: Order, rejection: InventoryRejectedData, correlation_id: str, now: datetime) -> Transition | None:
+    """PENDING -> REJECTED with inventory's reason; None when the order has moved on."""
+    if order.status is not OrderStatus.PENDING:
+        return None
+    rejected = _moved(order, OrderStatus.REJECTED, now, reason=rejection.reason)
+    data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=rejection.reason)
+    return Transition(rejected, frozenset({OrderStatus.PENDING}), new_event(OrderRejected, data, correlation_id, now))
+
+
+CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
+
+
+def cancel(order: Order, correlation_id: str, now: datetime) -> Transition | None:
+    """PENDING or CONFIRMED -> CANCELLED; None if already cancelled (cancelling is idempotent)."""
+    if order.status is OrderStatus.CANCELLED:
+        return None
+    if order.status not in CANCELLABLE:
+        raise NotCancellable(f"Order {order.order_id} is {order.status.value} and cannot be cancelled.")
+    cancelled = _moved(order, OrderStatus.CANCELLED, now)
+    data = OrderCancelledData(order_id=order.order_id, user_id=order.user_id, items=list(order.items))
+    return Transition(cancelled, CANCELLABLE, new_event(OrderCancelled, data, correlation_id, now))
+
+
+@dataclass(frozen=True)
+class PagePosition:
+    """Where a page ends: orders are listed by (created_at, order_id) descending, so a position
+    stays valid however many orders are placed between two page requests."""
+
+    created_at: datetime
+    order_id: str
+
+
+def encode_cursor(position: PagePosition) -> str:
+    raw = json.dumps({"t": iso(position.created_at), "id": position.order_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+class _CursorContent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t: datetime
+    id: str = Field(min_length=1, max_length=64)
+
+
+def decode_cursor(cursor: str) -> PagePosition:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        content = _CursorContent.model_validate_json(raw)
+    except (binascii.Error, ValueError, ValidationError):
+        raise InvalidCursor("The cursor is not one this API returned.") from None
+    if content.t.tzinfo is None:
+        raise InvalidCursor("The cursor is not one this API returned.")
+    return PagePosition(created_at=content.t, order_id=content.id)

@@ -1,0 +1,121 @@
+"""Orders data access: the only module of the service that knows pymongo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.collection import Collection
+from pymongo.database import Database
+from shop_common.events import OrderLine, OrderPlaced
+from shop_common.idempotency import ensure_idempotency_indexes
+from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
+
+from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, Transition
+
+
+class OrdersRepository:
+    def __init__(self, database: Database) -> None:
+        self.orders: Collection = database["orders"]
+        self.known_users: Collection = database["known_users"]
+        self.idempotency: Collection = database["idempotency"]
+
+    def ensure_indexes(self) -> None:
+        self.orders.create_index(
+            [("user_id", 1), ("created_at", DESCENDING), ("_id", DESCENDING)], name="orders_by_user_newest_first"
+        )
+        ensure_outbox_index(self.orders)
+        ensure_idempotency_indexes(self.idempotency)
+
+    def outbox_collections(self) -> list[Collection]:
+        return [self.orders]
+
+    # --- the projection of users, filled from UserRegistered ---
+
+    def remember_user(self, user_id: str, email: str) -> None:
+        self.known_users.update_one({"_id": user_id}, {"$set": {"email": email}}, upsert=True)
+
+    def is_known_user(self, user_id: str) -> bool:
+        return self.known_users.find_one({"_id": user_id}, {"_id": 1}) is not None
+
+    # --- orders ---
+
+    def insert(self, order: Order, event: OrderPlaced) -> PendingEvent:
+        """Store the order and its OrderPlaced event in one atomic insert."""
+        pending = PendingEvent.of(event)
+        self.orders.insert_one({**_to_document(order), PENDING_EVENTS: [pending.to_document()]})
+        return pending
+
+    def get(self, order_id: str) -> Order | None:
+        document = self.orders.find_one({"_id": order_id}, {PENDING_EVENTS: 0})
+        return _to_order(document) if document else None
+
+    def apply(self, transition: Transition) -> PendingEvent | None:
+        """Apply a guarded transition atomically with its event; None if the order's status
+        changed since it was read (the caller re-reads and decides again)."""
+        order = transition.order
+        pending = PendingEvent.of(transition.event)
+        latest = order.history[-1]
+        result = self.orders.update_one(
+            {"_id": order.order_id, "status": {"$in": [status.value for status in transition.from_statuses]}},
+            {
+                "$set": {
+                    "status": order.status.value,
+                    "reason": order.reason,
+                    "total_cents": order.total_cents,
+                    "updated_at": order.updated_at,
+                },
+                "$push": {"history": _history_document(latest), PENDING_EVENTS: pending.to_document()},
+            },
+        )
+        return pending if result.matched_count else None
+
+    def page_for_user(self, user_id: str, limit: int, after: PagePosition | None) -> list[Order]:
+        """Up to ``limit`` orders of the user, newest first, strictly after ``after``."""
+        query: dict[str, Any] = {"user_id": user_id}
+        if after is not None:
+            query["$or"] = [
+                {"created_at": {"$lt": after.created_at}},
+                {"created_at": after.created_at, "_id": {"$lt": after.order_id}},
+            ]
+        cursor = (
+            self.orders.find(query, {PENDING_EVENTS: 0})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [_to_order(document) for document in cursor]
+
+
+def _history_document(entry: HistoryEntry) -> dict[str, Any]:
+    return {"status": entry.status.value, "at": entry.at, "reason": entry.reason}
+
+
+def _to_document(order: Order) -> dict[str, Any]:
+    return {
+        "_id": order.order_id,
+        "user_id": order.user_id,
+        "items": [line.model_dump() for line in order.items],
+        "status": order.status.value,
+        "reason": order.reason,
+        "total_cents": order.total_cents,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "history": [_history_document(entry) for entry in order.history],
+    }
+
+
+def _to_order(document: dict[str, Any]) -> Order:
+    return Order(
+        order_id=document["_id"],
+        user_id=document["user_id"],
+        items=tuple(OrderLine(**line) for line in document["items"]),
+        status=OrderStatus(document["status"]),
+        reason=document.get("reason"),
+        total_cents=document.get("total_cents"),
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        history=tuple(
+            HistoryEntry(OrderStatus(entry["status"]), entry["at"], entry.get("reason"))
+            for entry in document.get("history", [])
+        ),
+    )

@@ -1,0 +1,74 @@
+"""Orders use cases: domain decisions, stored with their events, then published."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shop_common.clock import utc_now
+from shop_common.events import InventoryRejectedData, InventoryReservedData
+from shop_common.outbox import Outbox
+
+from orders import domain
+from orders.domain import NewOrder, Order, OrderNotFound, PagePosition, Transition, UnknownUser
+from orders.repository import OrdersRepository
+
+# A guarded transition loses a race only if the order changed in between; re-deciding
+# on the fresh order settles it, and each order has at most three transitions.
+MAX_TRANSITION_ATTEMPTS = 4
+
+
+class OrdersService:
+    def __init__(self, repository: OrdersRepository, outbox: Outbox) -> None:
+        self.repository = repository
+        self.outbox = outbox
+
+    def place(self, request: NewOrder, correlation_id: str) -> Order:
+        if not self.repository.is_known_user(request.user_id):
+            raise UnknownUser(request.user_id)
+        order, event = domain.place_order(request, correlation_id, utc_now())
+        pending = self.repository.insert(order, event)
+        self.outbox.flush(self.repository.orders, order.order_id, [pending])
+        return order
+
+    def get(self, order_id: str) -> Order:
+        order = self.repository.get(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    def page(self, user_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+        after = domain.decode_cursor(cursor) if cursor else None
+        # One more than asked tells whether another page exists, in the same query.
+        orders = self.repository.page_for_user(user_id, limit + 1, after)
+        if len(orders) <= limit:
+            return orders, None
+        last = orders[limit - 1]
+        return orders[:limit], domain.encode_cursor(PagePosition(last.created_at, last.order_id))
+
+    def cancel(self, order_id: str, correlation_id: str) -> Order:
+        return self._transition(order_id, lambda order: domain.cancel(order, correlation_id, utc_now()))
+
+    def record_reservation(self, reservation: InventoryReservedData, correlation_id: str) -> Order:
+        return self._transition(
+            reservation.order_id, lambda order: domain.confirm(order, reservation, correlation_id, utc_now())
+        )
+
+    def record_rejection(self, rejection: InventoryRejectedData, correlation_id: str) -> Order:
+        return self._transition(
+            rejection.order_id, lambda order: domain.reject(order, rejection, correlation_id, utc_now())
+        )
+
+    def remember_user(self, user_id: str, email: str) -> None:
+        self.repository.remember_user(user_id, email)
+
+    def _transition(self, order_id: str, decide: Callable[[Order], Transition | None]) -> Order:
+        for _ in range(MAX_TRANSITION_ATTEMPTS):
+            order = self.get(order_id)
+            transition = decide(order)
+            if transition is None:
+                return order
+            pending = self.repository.apply(transition)
+            if pending is not None:
+                self.outbox.flush(self.repository.orders, order_id, [pending])
+                return transition.order
+        raise RuntimeError(f"Order {order_id} kept changing; giving up for now")
