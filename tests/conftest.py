@@ -99,6 +99,11 @@ def aws() -> Iterator[AwsResources]:
             )
             queue_urls[service] = queue_url
             dead_letter_urls[service] = dlq_url
+        # A tap on the topic with no filter: tests read every published event from it.
+        tap_url = sqs.create_queue(QueueName="all-events-tap")["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=tap_arn, Attributes={"RawMessageDelivery": "true"})
+        queue_urls["tap"] = tap_url
         boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
         yield AwsResources(topic_arn=topic_arn, queue_urls=queue_urls, dead_letter_queue_urls=dead_letter_urls)
 

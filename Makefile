@@ -1,0 +1,53 @@
+# The project's commands. `make dev` and `make test` are the two a newcomer needs.
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: dev demo test unit lint build bench dlq clean-local help
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+dev: $(VENV)/.installed ## set up and run the whole system locally (API on :3000 + events); FRESH=1 wipes data
+	$(PY) -m devstack up $(if $(FRESH),--fresh)
+
+demo: $(VENV)/.installed ## drive the running local stack through the whole saga
+	$(PY) -m devstack demo
+
+test: $(VENV)/.installed ## run the whole test suite (unit, integration, end-to-end)
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed ## only the fast tests without MongoDB
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.installed $(TOOLS)/.installed ## ruff, mypy, cfn-lint and sam validate --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/shared functions devstack tests bench
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region eu-west-1
+
+build: $(TOOLS)/.installed ## sam build (no container needed)
+	$(TOOLS)/bin/sam build
+
+bench: $(VENV)/.installed ## benchmarks; writes docs/BENCHMARKS.md
+	$(PY) -m bench
+
+dlq: $(VENV)/.installed ## list dead-letter queues of the local stack (see README for redrive and AWS)
+	$(PY) -m devstack dlq list
+
+clean-local: ## stop nothing, delete the local stack's data (.local/)
+	rm -rf .local

@@ -1,0 +1,144 @@
+"""The orders SQS consumer: user projection, confirm/reject guards, duplicates and poison records."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from orders import api as orders_api
+from orders import consumer as orders_consumer
+from pymongo import MongoClient
+
+from tests.conftest import AwsResources
+from tests.integration.test_orders_api import ITEMS, cancel, place, register_user
+from tests.support import ServiceRuntime, api_event, failed_ids, received_events, sample_event, sqs_batch
+
+
+def inventory_event(event_type: str, data: dict[str, Any], correlation_id: str = "corr-saga") -> str:
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "event_version": 1,
+            "occurred_at": "2026-11-23T05:00:00.000Z",
+            "correlation_id": correlation_id,
+            "source": "inventory",
+            "data": data,
+        }
+    )
+
+
+def reserved(order_id: str, total: int = 5199) -> str:
+    lines = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 2500}, {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199}]
+    return inventory_event("InventoryReserved", {"order_id": order_id, "lines": lines, "total_cents": total})
+
+
+def rejected(order_id: str) -> str:
+    return inventory_event(
+        "InventoryRejected",
+        {"order_id": order_id, "reason": "Not enough stock for PEN-7.", "unavailable": [{"sku": "PEN-7", "requested": 1, "available": 0}]},
+    )
+
+
+def consume(orders: ServiceRuntime, *bodies: str) -> list[str]:
+    event = sqs_batch("sqs-orders-batch", list(bodies))
+    return failed_ids(orders.invoke(orders_consumer.handler, event))
+
+
+def test_sample_batch_is_accepted_as_is(runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient) -> None:
+    """events/sqs-orders-batch.json (for `sam local invoke -e`): the user is learnt; the two
+    inventory answers name an order this fresh database does not have, so they fail (retry)."""
+    event = sample_event("sqs-orders-batch")
+    response = runtimes["orders"].invoke(orders_consumer.handler, event)
+    assert failed_ids(response) == [record["messageId"] for record in event["Records"][1:]]
+    known = mongo_client[runtimes["orders"].env["MONGODB_DATABASE"]]["known_users"]
+    assert known.find_one({"_id": "3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60"}) is not None
+
+
+def test_reservation_confirms_once_even_when_delivered_twice(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+
+    assert consume(orders, reserved(order["order_id"])) == []
+    assert consume(orders, reserved(order["order_id"], total=1)) == []  # a late duplicate
+
+    confirmed = orders.http(*_get(order["order_id"]))
+    assert confirmed.body["status"] == "CONFIRMED"
+    assert confirmed.body["total_cents"] == 5199
+    assert [entry["status"] for entry in confirmed.body["history"]] == ["PENDING", "CONFIRMED"]
+    published = [(e["event_type"], e["correlation_id"]) for e in received_events(aws.queue_urls["tap"])]
+    assert published[-1:] == [("OrderConfirmed", "corr-saga")]
+    assert [name for name, _ in published].count("OrderConfirmed") == 1
+
+
+def test_rejection_rejects_with_reason_and_cannot_be_cancelled(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+
+    assert consume(orders, rejected(order["order_id"])) == []
+    assert consume(orders, reserved(order["order_id"])) == []  # cannot resurrect a rejected order
+
+    after = orders.http(*_get(order["order_id"])).body
+    assert (after["status"], after["reason"], after["total_cents"]) == ("REJECTED", "Not enough stock for PEN-7.", None)
+    refused = cancel(orders, order["order_id"])
+    assert (refused.status, refused.body["code"]) == (409, "not_cancellable")
+
+
+def test_reservation_for_a_cancelled_order_leaves_it_cancelled(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    cancel(orders, order["order_id"])
+    received_events(aws.queue_urls["inventory"])
+
+    assert consume(orders, reserved(order["order_id"])) == []
+
+    assert orders.http(*_get(order["order_id"])).body["status"] == "CANCELLED"
+    # No second OrderCancelled and no OrderConfirmed: the first OrderCancelled already tells
+    # inventory to release the stock.
+    assert received_events(aws.queue_urls["inventory"]) == []
+    assert "OrderConfirmed" not in [e["event_type"] for e in received_events(aws.queue_urls["tap"])]
+
+
+def test_confirmed_order_can_be_cancelled(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    consume(orders, reserved(order["order_id"]))
+    received_events(aws.queue_urls["inventory"])
+
+    response = cancel(orders, order["order_id"])
+
+    assert response.body["status"] == "CANCELLED"
+    assert [entry["status"] for entry in response.body["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
+    [event] = received_events(aws.queue_urls["inventory"])
+    assert (event["event_type"], event["data"]["items"]) == ("OrderCancelled", ITEMS)
+
+
+def test_poison_records_fail_alone(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    good = reserved(order["order_id"])
+    version_2 = json.loads(reserved(order["order_id"]))
+    version_2["event_version"] = 2
+    missing_field = json.loads(reserved(order["order_id"]))
+    del missing_field["data"]["total_cents"]
+    unknown_type = json.loads(reserved(order["order_id"]))
+    unknown_type["event_type"] = "InventoryTeleported"
+    poison = ["{not json", json.dumps(version_2), json.dumps(missing_field), json.dumps(unknown_type)]
+
+    event = sqs_batch("sqs-orders-batch", [poison[0], good, *poison[1:]])
+    failures = failed_ids(runtimes["orders"].invoke(orders_consumer.handler, event))
+
+    ids = [record["messageId"] for record in event["Records"]]
+    assert failures == [ids[0], *ids[2:]]
+    assert orders.http(*_get(order["order_id"])).body["status"] == "CONFIRMED"
+
+
+def _get(order_id: str) -> tuple[Any, dict[str, Any]]:
+    return orders_api.handler, api_event("api-orders-get", path_params={"order_id": order_id})

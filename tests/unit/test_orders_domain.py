@@ -1,0 +1,91 @@
+"""Orders domain rules: lifecycle transitions, request validation and cursors (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from orders import domain
+from orders.domain import NewOrder, OrderStatus, PagePosition
+from pydantic import ValidationError
+from shop_common.events import InventoryRejectedData, InventoryReservedData, PricedLine
+
+NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+LATER = NOW + timedelta(seconds=5)
+
+
+def pending_order() -> domain.Order:
+    order, _ = domain.place_order(NewOrder(user_id="u1", items=[{"sku": "A", "quantity": 2}]), "c1", NOW)  # type: ignore[list-item]
+    return order
+
+
+RESERVATION = InventoryReservedData(order_id="o", lines=[PricedLine(sku="A", quantity=2, unit_price_cents=150)], total_cents=300)
+REJECTION = InventoryRejectedData(order_id="o", reason="No A left.", unavailable=[])
+
+
+def test_placing_makes_a_pending_order_and_its_order_placed_event() -> None:
+    order, event = domain.place_order(NewOrder(user_id="u1", items=[{"sku": "A", "quantity": 2}]), "c1", NOW)  # type: ignore[list-item]
+    assert order.status is OrderStatus.PENDING
+    assert (order.total_cents, order.reason) == (None, None)
+    assert [entry.status for entry in order.history] == [OrderStatus.PENDING]
+    assert event.data.order_id == order.order_id
+    assert (event.correlation_id, event.occurred_at) == ("c1", NOW)
+
+
+def test_confirm_sets_total_and_history_once() -> None:
+    transition = domain.confirm(pending_order(), RESERVATION, "c2", LATER)
+    assert transition is not None
+    assert transition.order.status is OrderStatus.CONFIRMED
+    assert transition.order.total_cents == 300
+    assert transition.order.updated_at == LATER
+    assert [entry.status for entry in transition.order.history] == [OrderStatus.PENDING, OrderStatus.CONFIRMED]
+    assert transition.from_statuses == {OrderStatus.PENDING}
+    assert transition.event.event_type == "OrderConfirmed"
+    assert domain.confirm(transition.order, RESERVATION, "c2", LATER) is None
+
+
+def test_reject_records_the_reason() -> None:
+    transition = domain.reject(pending_order(), REJECTION, "c2", LATER)
+    assert transition is not None
+    assert (transition.order.status, transition.order.reason) == (OrderStatus.REJECTED, "No A left.")
+    assert transition.order.history[-1].reason == "No A left."
+    assert domain.reject(transition.order, REJECTION, "c2", LATER) is None
+
+
+@pytest.mark.parametrize("first", ["pending", "confirmed"])
+def test_cancel_from_pending_or_confirmed_then_no_op(first: str) -> None:
+    order = pending_order()
+    if first == "confirmed":
+        confirmed = domain.confirm(order, RESERVATION, "c", LATER)
+        assert confirmed is not None
+        order = confirmed.order
+    transition = domain.cancel(order, "c3", LATER)
+    assert transition is not None
+    assert transition.order.status is OrderStatus.CANCELLED
+    assert transition.event.data.items == list(order.items)
+    assert domain.cancel(transition.order, "c3", LATER) is None
+    assert domain.confirm(transition.order, RESERVATION, "c", LATER) is None  # no resurrection
+
+
+def test_rejected_order_is_not_cancellable() -> None:
+    rejected = domain.reject(pending_order(), REJECTION, "c", LATER)
+    assert rejected is not None
+    with pytest.raises(domain.NotCancellable):
+        domain.cancel(rejected.order, "c", LATER)
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    position = PagePosition(created_at=NOW.replace(microsecond=123000), order_id="o-1")
+    assert domain.decode_cursor(domain.encode_cursor(position)) == position
+    for garbage in ["", "!!!", "e30", "eyJ0IjoxfQ", domain.encode_cursor(position)[:-3] + "A"]:
+        with pytest.raises(domain.InvalidCursor):
+            domain.decode_cursor(garbage)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[], [{"sku": "A", "quantity": 1}] * 2, [{"sku": "A", "quantity": True}], [{"sku": "", "quantity": 1}]],
+)
+def test_new_order_validation(items: list[dict[str, object]]) -> None:
+    with pytest.raises(ValidationError):
+        NewOrder.model_validate({"user_id": "u1", "items": items})
