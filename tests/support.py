@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import boto3
 from pymongo import monitoring
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -107,7 +108,12 @@ def sqs_batch(sample: str, bodies: list[str]) -> dict[str, Any]:
         except (ValueError, AttributeError):
             event_type = "Unknown"
         record["messageAttributes"] = {
-            "event_type": {"stringValue": str(event_type), "dataType": "String", "stringListValues": [], "binaryListValues": []}
+            "event_type": {
+                "stringValue": str(event_type),
+                "dataType": "String",
+                "stringListValues": [],
+                "binaryListValues": [],
+            }
         }
         records.append(record)
     return {"Records": records}
@@ -152,8 +158,6 @@ monitoring.register(command_counter)
 def deliver(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
     """Do what the SQS event source mapping does once: receive a batch, invoke, delete the
     records not reported as failed. Returns how many records were delivered."""
-    import boto3
-
     sqs = boto3.client("sqs")
     received = sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
@@ -178,7 +182,12 @@ def deliver_all(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
     attributes = {
-        name: {"stringValue": value["StringValue"], "dataType": value["DataType"], "stringListValues": [], "binaryListValues": []}
+        name: {
+            "stringValue": value["StringValue"],
+            "dataType": value["DataType"],
+            "stringListValues": [],
+            "binaryListValues": [],
+        }
         for name, value in message.get("MessageAttributes", {}).items()
     }
     return {
@@ -196,8 +205,6 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
 
 def received_events(queue_url: str) -> list[dict[str, Any]]:
     """Receive and delete every message now in the queue; returns their bodies."""
-    import boto3
-
     sqs = boto3.client("sqs")
     bodies: list[dict[str, Any]] = []
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):

@@ -6,11 +6,10 @@ Counted on a warm container (indexes already ensured), as almost every request r
 from __future__ import annotations
 
 from orders import api as orders_api
-from users import api as users_api
-
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import place, register_user
 from tests.support import ServiceRuntime, api_event, command_counter
+from users import api as users_api
 
 
 def test_commands_per_request(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
@@ -19,7 +18,9 @@ def test_commands_per_request(runtimes: dict[str, ServiceRuntime], aws: AwsResou
     place(orders, user_id)  # warms the orders container
 
     with command_counter.recording() as create_user:
-        created = users.http(users_api.handler, api_event("api-users-create", body={"email": "b@example.com", "name": "B"}))
+        created = users.http(
+            users_api.handler, api_event("api-users-create", body={"email": "b@example.com", "name": "B"})
+        )
     with command_counter.recording() as get_user:
         users.http(users_api.handler, api_event("api-users-get", path_params={"user_id": created.body["user_id"]}))
     with command_counter.recording() as place_plain:

@@ -9,13 +9,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from pymongo import MongoClient
+
 from orders import api as orders_api
 from orders import consumer as orders_consumer
-from pymongo import MongoClient
-from users import api as users_api
-
+from orders import relay
 from tests.conftest import AwsResources
 from tests.support import ServiceRuntime, api_event, deliver_all, received_events
+from users import api as users_api
 
 ITEMS = [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}]
 
@@ -116,7 +117,7 @@ def test_invalid_orders_are_422_validation_error(
 
 @pytest.mark.parametrize(
     ("raw_body", "status", "code"),
-    [("{\"user_id\": ", 400, "invalid_json"), ("x" * (64 * 1024 + 1), 413, "payload_too_large")],
+    [('{"user_id": ', 400, "invalid_json"), ("x" * (64 * 1024 + 1), 413, "payload_too_large")],
 )
 def test_unparseable_or_oversized_bodies_are_4xx(
     runtimes: dict[str, ServiceRuntime], raw_body: str, status: int, code: str
@@ -207,9 +208,7 @@ def test_get_order_and_404(runtimes: dict[str, ServiceRuntime], user_id: str) ->
 
 
 def list_page(orders: ServiceRuntime, user_id: str, **query: str) -> Any:
-    return orders.http(
-        orders_api.handler, api_event("api-orders-list", path_params={"user_id": user_id}, query=query)
-    )
+    return orders.http(orders_api.handler, api_event("api-orders-list", path_params={"user_id": user_id}, query=query))
 
 
 def test_listing_is_newest_first_and_stable_when_orders_arrive_between_pages(
@@ -281,8 +280,6 @@ def test_outbox_relay_publishes_what_a_failed_publish_left_behind(
         {"_id": created.body["order_id"]},
         {"$set": {"pending_events.0.recorded_at": datetime.now(UTC) - timedelta(minutes=1)}},
     )
-    from orders import relay
-
     result = orders.invoke(relay.handler, json.loads(json.dumps({"detail": {}})))
 
     assert result == {"published": 1}

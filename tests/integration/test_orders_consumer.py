@@ -6,10 +6,10 @@ import json
 import uuid
 from typing import Any
 
-from orders import api as orders_api
-from orders import consumer as orders_consumer
 from pymongo import MongoClient
 
+from orders import api as orders_api
+from orders import consumer as orders_consumer
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import ITEMS, cancel, place, register_user
 from tests.support import ServiceRuntime, api_event, failed_ids, received_events, sample_event, sqs_batch
@@ -30,14 +30,21 @@ def inventory_event(event_type: str, data: dict[str, Any], correlation_id: str =
 
 
 def reserved(order_id: str, total: int = 5199) -> str:
-    lines = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 2500}, {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199}]
+    lines = [
+        {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 2500},
+        {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199},
+    ]
     return inventory_event("InventoryReserved", {"order_id": order_id, "lines": lines, "total_cents": total})
 
 
 def rejected(order_id: str) -> str:
     return inventory_event(
         "InventoryRejected",
-        {"order_id": order_id, "reason": "Not enough stock for PEN-7.", "unavailable": [{"sku": "PEN-7", "requested": 1, "available": 0}]},
+        {
+            "order_id": order_id,
+            "reason": "Not enough stock for PEN-7.",
+            "unavailable": [{"sku": "PEN-7", "requested": 1, "available": 0}],
+        },
     )
 
 

@@ -7,10 +7,10 @@ import json
 import boto3
 import pytest
 from pymongo import MongoClient
-from users import api
 
 from tests.conftest import AwsResources
 from tests.support import ServiceRuntime, api_event
+from users import api
 
 
 def receive_all(queue_url: str) -> list[dict]:
@@ -61,9 +61,7 @@ def test_new_user_is_announced_with_user_registered(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
 ) -> None:
     users = runtimes["users"]
-    created = users.http(
-        api.handler, api_event("api-users-create", headers={"X-Correlation-Id": "corr-42"})
-    ).body
+    created = users.http(api.handler, api_event("api-users-create", headers={"X-Correlation-Id": "corr-42"})).body
 
     messages = receive_all(aws.queue_urls["orders"])
     assert len(messages) == 1

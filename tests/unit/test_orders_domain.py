@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from orders import domain
 from orders.domain import NewOrder, OrderStatus, PagePosition
-from pydantic import ValidationError
-from shop_common.events import InventoryRejectedData, InventoryReservedData, PricedLine
+from shop_common.events import InventoryRejectedData, InventoryReservedData, OrderCancelledData, PricedLine
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
@@ -19,7 +20,9 @@ def pending_order() -> domain.Order:
     return order
 
 
-RESERVATION = InventoryReservedData(order_id="o", lines=[PricedLine(sku="A", quantity=2, unit_price_cents=150)], total_cents=300)
+RESERVATION = InventoryReservedData(
+    order_id="o", lines=[PricedLine(sku="A", quantity=2, unit_price_cents=150)], total_cents=300
+)
 REJECTION = InventoryRejectedData(order_id="o", reason="No A left.", unavailable=[])
 
 
@@ -62,6 +65,7 @@ def test_cancel_from_pending_or_confirmed_then_no_op(first: str) -> None:
     transition = domain.cancel(order, "c3", LATER)
     assert transition is not None
     assert transition.order.status is OrderStatus.CANCELLED
+    assert isinstance(transition.event.data, OrderCancelledData)
     assert transition.event.data.items == list(order.items)
     assert domain.cancel(transition.order, "c3", LATER) is None
     assert domain.confirm(transition.order, RESERVATION, "c", LATER) is None  # no resurrection

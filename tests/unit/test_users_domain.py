@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from users.domain import NewUser, register
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)

@@ -12,13 +12,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from shop_common.http import (
-    correlation_id_of,
-    create_resolver,
-    oversized_body_response,
-    with_correlation_header,
-)
-from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
 
 from orders.dependencies import dependencies
 from orders.domain import (
@@ -30,6 +23,13 @@ from orders.domain import (
     OrderPage,
     OrderView,
 )
+from shop_common.http import (
+    correlation_id_of,
+    create_resolver,
+    oversized_body_response,
+    with_correlation_header,
+)
+from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
 
 logger = Logger()
 tracer = Tracer()
@@ -66,15 +66,16 @@ def _place_once(request: dict[str, Any]) -> dict[str, Any]:
 def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) -> Response[OrderView]:
     body = new_order.model_dump(mode="json")
     if idempotency_key is None:
-        view = _place(body)
+        stored = _place(body)
     else:
         try:
-            view = _place_once(request={"key": idempotency_key, "body": body})
+            stored = _place_once(request={"key": idempotency_key, "body": body})
         except IdempotencyValidationError:
             raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.") from None
         except IdempotencyAlreadyInProgressError:
             raise IdempotencyKeyInFlight("A request with this Idempotency-Key is still in progress.") from None
-    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view['order_id']}"})
+    view = OrderView.model_validate(stored)
+    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
 
 
 @app.get("/orders/<order_id>")

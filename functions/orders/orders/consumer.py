@@ -7,10 +7,10 @@ so a redelivered or duplicated message changes nothing the second time.
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Tracer
-from shop_common.consumer import make_sqs_handler
-from shop_common.events import DomainEvent, InventoryRejected, InventoryReserved, UserRegistered
 
 from orders.dependencies import dependencies
+from shop_common.consumer import make_sqs_handler
+from shop_common.events import DomainEvent, InventoryRejected, InventoryReserved, UserRegistered
 
 logger = Logger()
 tracer = Tracer()

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from pymongo.collection import Collection
+
+from orders.repository import OrdersRepository
+from orders.service import OrdersService
 from shop_common.mongo import database
 from shop_common.outbox import Outbox
 from shop_common.publisher import SnsPublisher
 from shop_common.settings import ServiceSettings
-
-from orders.repository import OrdersRepository
-from orders.service import OrdersService
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from shop_common.clock import iso, new_id
 from shop_common.errors import Conflict, NotFound, Unprocessable
 from shop_common.events import (
@@ -149,7 +150,9 @@ class Order:
             total_cents=self.total_cents,
             created_at=iso(self.created_at),
             updated_at=iso(self.updated_at),
-            history=[StatusChange(status=entry.status, at=iso(entry.at), reason=entry.reason) for entry in self.history],
+            history=[
+                StatusChange(status=entry.status, at=iso(entry.at), reason=entry.reason) for entry in self.history
+            ],
         )
 
 

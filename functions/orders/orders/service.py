@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shop_common.clock import utc_now
-from shop_common.events import InventoryRejectedData, InventoryReservedData
-from shop_common.outbox import Outbox
-
 from orders import domain
 from orders.domain import NewOrder, Order, OrderNotFound, PagePosition, Transition, UnknownUser
 from orders.repository import OrdersRepository
+from shop_common.clock import utc_now
+from shop_common.events import InventoryRejectedData, InventoryReservedData
+from shop_common.outbox import Outbox
 
 # A guarded transition loses a race only if the order changed in between; re-deciding
 # on the fresh order settles it, and each order has at most three transitions.

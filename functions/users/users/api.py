@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from shop_common.clock import utc_now
 from shop_common.http import (
     correlation_id_of,
@@ -13,7 +14,6 @@ from shop_common.http import (
     oversized_body_response,
     with_correlation_header,
 )
-
 from users.dependencies import dependencies
 from users.domain import NewUser, UserNotFound, UserView, register
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from functools import cache
 
 from pymongo.collection import Collection
+
 from shop_common.mongo import database
 from shop_common.outbox import Outbox
 from shop_common.publisher import SnsPublisher
 from shop_common.settings import ServiceSettings
-
 from users.repository import UsersRepository
 
 

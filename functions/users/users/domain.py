@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
 from shop_common.clock import iso, new_id
 from shop_common.errors import Conflict, NotFound
 from shop_common.events import UserRegistered, UserRegisteredData, new_event

@@ -7,8 +7,8 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
-from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
 
+from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
 from users.domain import EmailTaken, User, UserRegistered
 
 

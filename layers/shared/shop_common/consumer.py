@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
@@ -21,11 +22,11 @@ from shop_common.events import DomainEvent
 
 
 class EventRecord(SqsRecordModel):
-    body: Json[DomainEvent]  # type: ignore[assignment]
+    body: Json[DomainEvent]
 
 
 EventHandler = Callable[[Any], None]
-SqsHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+SqsHandler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
 
 
 def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
@@ -46,7 +47,7 @@ def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
         logger.info("Event handled", extra={"event_type": event.event_type})
 
     @logger.inject_lambda_context
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )

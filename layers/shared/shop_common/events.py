@@ -84,7 +84,9 @@ class OrderRejectedData(_Model):
     reason: str = Field(min_length=1)
 
 
-class _Envelope(_Model):
+class EventEnvelope(_Model):
+    """Fields every event carries; subclasses pin ``event_type`` and type ``data``."""
+
     event_id: uuid.UUID
     event_version: Literal[1]
     occurred_at: AwareDatetime
@@ -92,37 +94,37 @@ class _Envelope(_Model):
     source: Source
 
 
-class UserRegistered(_Envelope):
+class UserRegistered(EventEnvelope):
     event_type: Literal["UserRegistered"]
     data: UserRegisteredData
 
 
-class OrderPlaced(_Envelope):
+class OrderPlaced(EventEnvelope):
     event_type: Literal["OrderPlaced"]
     data: OrderPlacedData
 
 
-class OrderCancelled(_Envelope):
+class OrderCancelled(EventEnvelope):
     event_type: Literal["OrderCancelled"]
     data: OrderCancelledData
 
 
-class InventoryReserved(_Envelope):
+class InventoryReserved(EventEnvelope):
     event_type: Literal["InventoryReserved"]
     data: InventoryReservedData
 
 
-class InventoryRejected(_Envelope):
+class InventoryRejected(EventEnvelope):
     event_type: Literal["InventoryRejected"]
     data: InventoryRejectedData
 
 
-class OrderConfirmed(_Envelope):
+class OrderConfirmed(EventEnvelope):
     event_type: Literal["OrderConfirmed"]
     data: OrderConfirmedData
 
 
-class OrderRejected(_Envelope):
+class OrderRejected(EventEnvelope):
     event_type: Literal["OrderRejected"]
     data: OrderRejectedData
 
@@ -149,7 +151,7 @@ EVENT_SOURCES: dict[str, Source] = {
     "InventoryRejected": "inventory",
 }
 
-EventT = TypeVar("EventT", bound=_Envelope)
+EventT = TypeVar("EventT", bound=EventEnvelope)
 
 
 def new_event(
@@ -157,14 +159,16 @@ def new_event(
 ) -> EventT:
     """A fresh event of ``event_class`` carrying ``data``, stamped with id, time and source."""
     event_type = event_class.model_fields["event_type"].annotation.__args__[0]  # type: ignore[union-attr]
-    return event_class(
-        event_id=uuid.uuid4(),
-        event_type=event_type,
-        event_version=1,
-        occurred_at=occurred_at or utc_now(),
-        correlation_id=correlation_id,
-        source=EVENT_SOURCES[event_type],
-        data=data,
+    return event_class.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "event_type": event_type,
+            "event_version": 1,
+            "occurred_at": occurred_at or utc_now(),
+            "correlation_id": correlation_id,
+            "source": EVENT_SOURCES[event_type],
+            "data": data,
+        }
     )
 
 

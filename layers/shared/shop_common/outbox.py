@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel
 from pymongo.collection import Collection
 
 from shop_common.clock import utc_now
+from shop_common.events import EventEnvelope
 from shop_common.publisher import SnsPublisher
 
 logger = Logger(child=True)
@@ -37,13 +37,9 @@ class PendingEvent:
     recorded_at: datetime
 
     @classmethod
-    def of(cls, event: BaseModel) -> PendingEvent:
-        return cls(
-            event_id=str(getattr(event, "event_id")),
-            event_type=str(getattr(event, "event_type")),
-            body=event.model_dump_json(),
-            recorded_at=getattr(event, "occurred_at"),
-        )
+    def of(cls, event: EventEnvelope) -> PendingEvent:
+        event_type = str(event.model_dump(include={"event_type"})["event_type"])
+        return cls(str(event.event_id), event_type, event.model_dump_json(), event.occurred_at)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> PendingEvent:
@@ -58,7 +54,7 @@ class PendingEvent:
         }
 
 
-def push_events(events: Iterable[BaseModel]) -> tuple[list[PendingEvent], dict[str, Any]]:
+def push_events(events: Iterable[EventEnvelope]) -> tuple[list[PendingEvent], dict[str, Any]]:
     """The pending events and the ``$push`` clause that records them with an update."""
     pending = [PendingEvent.of(event) for event in events]
     return pending, {PENDING_EVENTS: {"$each": [entry.to_document() for entry in pending]}}

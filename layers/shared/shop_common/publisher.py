@@ -47,9 +47,7 @@ class SnsPublisher:
                     {
                         "Id": event.event_id,
                         "Message": event.body,
-                        "MessageAttributes": {
-                            "event_type": {"DataType": "String", "StringValue": event.event_type}
-                        },
+                        "MessageAttributes": {"event_type": {"DataType": "String", "StringValue": event.event_type}},
                     }
                     for event in chunk
                 ],
