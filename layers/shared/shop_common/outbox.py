@@ -69,18 +69,26 @@ class Outbox:
         self._publisher = publisher
 
     def flush(self, collection: Collection, document_id: Any, events: Sequence[PendingEvent]) -> bool:
-        """Publish ``events`` and remove them from the document; False if they stay pending."""
+        """Publish ``events`` and remove them from the document; False if they stay pending.
+
+        Never raises: the change is already committed with its events, so the caller's
+        answer must not depend on this step; whatever is left, the relay publishes later.
+        """
         if not events:
             return True
         try:
             self._publisher.publish(events)
-        except Exception:  # any SNS or network failure: the relay will retry, the caller goes on
+        except Exception:
             logger.exception("Publish failed; events left in the outbox", extra={"count": len(events)})
             return False
-        collection.update_one(
-            {"_id": document_id},
-            {"$pull": {PENDING_EVENTS: {"event_id": {"$in": [event.event_id for event in events]}}}},
-        )
+        try:
+            collection.update_one(
+                {"_id": document_id},
+                {"$pull": {PENDING_EVENTS: {"event_id": {"$in": [event.event_id for event in events]}}}},
+            )
+        except Exception:  # published but still marked pending: the relay publishes them again (at-least-once)
+            logger.exception("Could not mark events published", extra={"count": len(events)})
+            return False
         return True
 
     def relay(self, collections: Iterable[Collection], min_age: timedelta = RELAY_MIN_AGE) -> int:
