@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from pymongo.collection import Collection
+
 from shop_common.outbox import Outbox, PendingEvent
 from shop_common.publisher import OutgoingEvent, SnsPublisher
 
