@@ -1,0 +1,1 @@
+"""Inventory service: products and stock; reserves or rejects orders, returns cancelled stock."""

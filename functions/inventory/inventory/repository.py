@@ -1,0 +1,156 @@
+"""Inventory data access: the only module of the service that knows pymongo.
+
+Reserving and releasing touch several products and the order's reservation record, so
+each runs in one multi-document transaction: all lines or none, and the reservation
+record (``_id`` = order id) makes it happen at most once per order. ``with_transaction``
+retries on write conflicts, which is how concurrent orders for the same sku serialise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from inventory.domain import Product, ProductUpdate, ReservationDecision, ReservationStatus
+from shop_common.events import OrderLine
+from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
+
+Decide = Callable[[Mapping[str, Product]], ReservationDecision]
+
+
+class StockChanged(Exception):
+    """A guarded stock update matched nothing: abort, and let the transaction run again."""
+
+
+class InventoryRepository:
+    def __init__(self, database: Database) -> None:
+        self._client = database.client
+        self.products: Collection = database["products"]
+        self.reservations: Collection = database["reservations"]
+
+    def ensure_indexes(self) -> None:
+        ensure_outbox_index(self.reservations)
+
+    def outbox_collections(self) -> list[Collection]:
+        return [self.reservations]
+
+    # --- catalogue ---
+
+    def put_product(self, sku: str, update: ProductUpdate, now: datetime) -> Product:
+        document = self.products.find_one_and_update(
+            {"_id": sku},
+            {"$set": {**update.model_dump(), "updated_at": now}, "$setOnInsert": {"reserved": 0}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return _to_product(document)
+
+    def get_product(self, sku: str) -> Product | None:
+        document = self.products.find_one({"_id": sku})
+        return _to_product(document) if document else None
+
+    # --- reservations ---
+
+    def reserve(self, order_id: str, lines: Sequence[OrderLine], decide: Decide, now: datetime) -> PendingEvent | None:
+        """Decide and record the order's reservation once; None if it was already decided
+        (or cancelled before it arrived)."""
+
+        def attempt(session: ClientSession) -> PendingEvent | None:
+            if self.reservations.find_one({"_id": order_id}, {"_id": 1}, session=session):
+                return None
+            skus = [line.sku for line in lines]
+            products = {
+                document["_id"]: _to_product(document)
+                for document in self.products.find({"_id": {"$in": skus}}, session=session)
+            }
+            decision = decide(products)
+            if decision.status is ReservationStatus.RESERVED:
+                for line in lines:
+                    taken = self.products.update_one(
+                        {"_id": line.sku, "available": {"$gte": line.quantity}},
+                        {"$inc": {"available": -line.quantity, "reserved": line.quantity}},
+                        session=session,
+                    )
+                    if taken.modified_count != 1:
+                        raise StockChanged(line.sku)
+            pending = PendingEvent.of(decision.event)
+            self.reservations.insert_one(
+                {
+                    "_id": order_id,
+                    "status": decision.status.value,
+                    "lines": [line.model_dump() for line in decision.lines],
+                    "history": [{"status": decision.status.value, "at": now}],
+                    PENDING_EVENTS: [pending.to_document()],
+                },
+                session=session,
+            )
+            return pending
+
+        return self._in_transaction(attempt)
+
+    def release(self, order_id: str, now: datetime) -> ReservationStatus | None:
+        """Return a cancelled order's stock exactly once. A cancel that overtakes its order
+        leaves a CANCELLED record, so the late OrderPlaced reserves nothing. Returns the
+        status the reservation had, or None if there was none."""
+
+        def attempt(session: ClientSession) -> ReservationStatus | None:
+            document = self.reservations.find_one({"_id": order_id}, session=session)
+            if document is None:
+                self.reservations.insert_one(
+                    {
+                        "_id": order_id,
+                        "status": ReservationStatus.CANCELLED.value,
+                        "lines": [],
+                        "history": [{"status": ReservationStatus.CANCELLED.value, "at": now}],
+                        PENDING_EVENTS: [],
+                    },
+                    session=session,
+                )
+                return None
+            previous = ReservationStatus(document["status"])
+            if previous is ReservationStatus.CANCELLED:
+                return previous
+            if previous is ReservationStatus.RESERVED:
+                for line in document["lines"]:
+                    self.products.update_one(
+                        {"_id": line["sku"]},
+                        {"$inc": {"available": line["quantity"], "reserved": -line["quantity"]}},
+                        session=session,
+                    )
+            self.reservations.update_one(
+                {"_id": order_id},
+                {
+                    "$set": {"status": ReservationStatus.CANCELLED.value},
+                    "$push": {"history": {"status": ReservationStatus.CANCELLED.value, "at": now}},
+                },
+                session=session,
+            )
+            return previous
+
+        return self._in_transaction(attempt)
+
+    def _in_transaction(self, callback: Callable[[ClientSession], Any]) -> Any:
+        with self._client.start_session() as session:
+            return session.with_transaction(
+                callback,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern("majority"),
+            )
+
+
+def _to_product(document: Mapping[str, Any]) -> Product:
+    return Product(
+        sku=document["_id"],
+        name=document["name"],
+        unit_price_cents=document["unit_price_cents"],
+        available=document["available"],
+        reserved=document["reserved"],
+    )
