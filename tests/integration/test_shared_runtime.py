@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import boto3
-from orders.repository import OrdersRepository
 from pymongo import MongoClient
+
+from orders.repository import OrdersRepository
 from shop_common import mongo
 from shop_common.settings import ServiceSettings
-
 from tests.conftest import AwsResources
 
 

@@ -51,6 +51,7 @@ class InventoryRepository:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert document is not None  # an upsert always returns the document
         return _to_product(document)
 
     def get_product(self, sku: str) -> Product | None:
