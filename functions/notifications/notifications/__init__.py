@@ -1,0 +1,1 @@
+"""Notifications service: one email per customer-facing event, through Amazon SES."""
