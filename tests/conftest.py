@@ -102,6 +102,18 @@ def aws() -> Iterator[AwsResources]:
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=tap_arn, Attributes={"RawMessageDelivery": "true"})
         queue_urls["tap"] = tap_url
+        # moto cannot invoke Lambda: SNS messages for the notifications function wait in a
+        # queue (SNS envelope kept, as Lambda would see it) until a test delivers them.
+        sns_url = sqs.create_queue(QueueName="notifications-sns-deliveries")["QueueUrl"]
+        sns_arn = sqs.get_queue_attributes(QueueUrl=sns_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        notified = ["UserRegistered", "OrderConfirmed", "OrderRejected", "OrderCancelled"]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=sns_arn,
+            Attributes={"FilterPolicyScope": "MessageAttributes", "FilterPolicy": json.dumps({"event_type": notified})},
+        )
+        queue_urls["notifications"] = sns_url
         boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
         yield AwsResources(topic_arn=topic_arn, queue_urls=queue_urls, dead_letter_queue_urls=dead_letter_urls)
 

@@ -212,3 +212,26 @@ def received_events(queue_url: str) -> list[dict[str, Any]]:
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return bodies
+
+
+def deliver_sns(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
+    """Invoke an SNS-triggered handler once per waiting notification, as SNS would; returns the count."""
+    delivered = 0
+    sqs = boto3.client("sqs")
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            notification = json.loads(message["Body"])
+            attributes = {
+                name: {"Type": value["Type"], "Value": value["Value"]}
+                for name, value in notification.get("MessageAttributes", {}).items()
+            }
+            record = {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{notification['TopicArn']}:local",
+                "Sns": {**notification, "MessageAttributes": attributes, "Subject": notification.get("Subject")},
+            }
+            runtime.invoke(handler, {"Records": [record]})
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            delivered += 1
+    return delivered
