@@ -31,6 +31,11 @@ def test_create_user_returns_201_with_location_and_lowercased_email(runtimes: di
     assert response.headers["Location"] == f"/users/{response.body['user_id']}"
 
 
+def test_a_json_body_sent_with_a_form_content_type_is_still_read_as_json(runtimes: dict[str, ServiceRuntime]) -> None:
+    event = api_event("api-users-create", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert runtimes["users"].http(api.handler, event).status == 201
+
+
 def test_get_user_returns_what_was_created(runtimes: dict[str, ServiceRuntime]) -> None:
     users = runtimes["users"]
     created = users.http(api.handler, api_event("api-users-create")).body

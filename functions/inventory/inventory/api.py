@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from inventory.dependencies import dependencies
 from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView
 from shop_common.clock import utc_now
-from shop_common.http import correlation_id_of, create_resolver, oversized_body_response, with_correlation_header
+from shop_common.http import create_resolver, serve
 
 logger = Logger()
 tracer = Tracer()
@@ -40,7 +40,4 @@ def get_product(sku: SkuPath) -> ProductView:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlation_id = correlation_id_of(event)
-    logger.set_correlation_id(correlation_id)
-    response = oversized_body_response(event) or app.resolve(event, context)
-    return with_correlation_header(response, correlation_id)
+    return serve(app, event, context, logger)

@@ -23,12 +23,7 @@ from orders.domain import (
     OrderPage,
     OrderView,
 )
-from shop_common.http import (
-    correlation_id_of,
-    create_resolver,
-    oversized_body_response,
-    with_correlation_header,
-)
+from shop_common.http import create_resolver, serve
 from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
 
 logger = Logger()
@@ -107,8 +102,5 @@ def cancel_order(order_id: str) -> OrderView:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    correlation_id = correlation_id_of(event)
-    logger.set_correlation_id(correlation_id)
     idempotency_config.register_lambda_context(context)
-    response = oversized_body_response(event) or app.resolve(event, context)
-    return with_correlation_header(response, correlation_id)
+    return serve(app, event, context, logger)

@@ -8,7 +8,6 @@ errors map by category, and anything unexpected is a logged 500 with a generic b
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -105,4 +104,23 @@ def with_correlation_header(response: dict[str, Any], correlation_id: str) -> di
     return response
 
 
-ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """The API speaks JSON only: a body is read as JSON whatever Content-Type the client sent
+    (curl -d sends a form type), instead of being parsed as a form and failing obscurely."""
+    if not event.get("body"):
+        return event
+    headers = {key: value for key, value in (event.get("headers") or {}).items() if key.lower() != "content-type"}
+    multi = {
+        key: value for key, value in (event.get("multiValueHeaders") or {}).items() if key.lower() != "content-type"
+    }
+    headers["Content-Type"] = content_types.APPLICATION_JSON
+    multi["Content-Type"] = [content_types.APPLICATION_JSON]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
+def serve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, logger: Logger) -> dict[str, Any]:
+    """One API Gateway request: correlation id into every log line, size limit, routing."""
+    correlation_id = correlation_id_of(event)
+    logger.set_correlation_id(correlation_id)
+    response = oversized_body_response(event) or app.resolve(as_json_request(event), context)
+    return with_correlation_header(response, correlation_id)

@@ -1,0 +1,82 @@
+"""`python -m devstack up|demo|dlq ...`: the local stack and its tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from devstack.template import ROOT
+
+DEFAULT_STATE = ROOT / ".local"
+
+
+def up(args: argparse.Namespace) -> int:
+    from devstack import console
+    from devstack.stack import LocalStack, StackOptions
+
+    stack = LocalStack(StackOptions(state_dir=args.state_dir, port=args.port, fast=args.fast, fresh=args.fresh))
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        description = stack.start()
+        console.line(
+            "STACK",
+            f"up in {description['startup_seconds']} s: API {description['api_url']}, "
+            f"AWS {description['aws_endpoint_url']}, MongoDB {description['mongodb_uri']}",
+        )
+        console.line(
+            "STACK",
+            f"{len(description['functions'])} functions; details in {args.state_dir / 'stack.json'}; Ctrl-C stops",
+        )
+        stopped.wait()
+    finally:
+        stack.stop()
+    return 0
+
+
+def read_stack(state_dir: Path) -> dict[str, object]:
+    path = state_dir / "stack.json"
+    if not path.exists():
+        sys.exit(f"No local stack description at {path}: start one with `make dev`.")
+    loaded: dict[str, object] = json.loads(path.read_text())
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="where data, logs and stack.json live")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", help="run the whole system locally")
+    start.add_argument("--port", type=int, default=3000)
+    start.add_argument("--fresh", action="store_true", help="delete the local data first")
+    start.add_argument("--fast", action="store_true", help="seconds instead of minutes for retries and redrives")
+    commands.add_parser("demo", help="walk the running stack through the whole saga")
+    dlq = commands.add_parser("dlq", help="list or redrive dead-letter queues")
+    dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument("--queue", help="only this dead-letter queue (logical id, or URL with --aws)")
+    dlq.add_argument("--aws", action="store_true", help="work on the deployed stack (CloudFormation outputs)")
+    dlq.add_argument("--stack-name", default="shop-dev")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args)
+    if args.command == "demo":
+        from devstack.demo import run_demo
+
+        return run_demo(read_stack(args.state_dir))
+    from devstack.dlq import run_dlq
+
+    return run_dlq(args, None if args.aws else read_stack(args.state_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Event delivery as AWS does it: SQS event source mappings, SNS asynchronous invocations
+(with retries and a dead-letter queue) and schedules."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from devstack import console
+from devstack.runner import FunctionRunner, Invocation
+from devstack.template import REGION
+
+
+def _summary(body: str) -> tuple[str, str, str]:
+    """event type, the order or user it is about, correlation id: for the log line."""
+    try:
+        event = json.loads(body)
+        data = event.get("data") or {}
+        about = f"order={data['order_id'][:8]}" if "order_id" in data else f"user={str(data.get('user_id', '-'))[:8]}"
+        return str(event.get("event_type", "?")), about, str(event.get("correlation_id", "-"))
+    except (ValueError, AttributeError, TypeError):
+        return "(not an event)", "-", "-"
+
+
+def _outcome(invocation: Invocation) -> str:
+    return "ok" if invocation.ok else f"FAILED ({invocation.error})"
+
+
+class SqsPoller(threading.Thread):
+    """An SQS event source mapping: batches of up to BatchSize; only reported failures return."""
+
+    def __init__(self, sqs: Any, queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event):
+        super().__init__(name=f"sqs-{runner.spec.name}", daemon=True)
+        self.sqs, self.queue, self.runner, self.batch_size, self.stopping = sqs, queue, runner, batch_size, stop
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception as error:  # the endpoint going away at shutdown, mostly
+                if not self.stopping.is_set():
+                    console.line("ERROR", f"{self.name}: {error}")
+                    time.sleep(1)
+
+    def poll_once(self) -> None:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue["url"],
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return
+        invocation = self.runner.invoke({"Records": [self._record(message) for message in messages]})
+        if invocation.ok:
+            failed = {item["itemIdentifier"] for item in (invocation.result or {}).get("batchItemFailures", [])}
+        else:
+            failed = {message["MessageId"] for message in messages}
+        for message in messages:
+            event_type, about, correlation = _summary(message["Body"])
+            receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+            if message["MessageId"] in failed:
+                outcome = f"FAILED, returns to the queue (receive {receives})"
+            else:
+                outcome = "ok"
+                self.sqs.delete_message(QueueUrl=self.queue["url"], ReceiptHandle=message["ReceiptHandle"])
+            console.line(
+                "SQS",
+                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms corr={correlation}",
+            )
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "dataType": value["DataType"],
+                "stringListValues": [],
+                "binaryListValues": [],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue["arn"],
+            "awsRegion": REGION,
+        }
+
+
+class SnsInvoker(threading.Thread):
+    """SNS invokes Lambda asynchronously: on error, retry after a delay, MaximumRetryAttempts
+    times, then send the event to the function's dead-letter queue."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        deliveries: dict[str, str],
+        runner: FunctionRunner,
+        retry_delays: list[int],
+        dead_letter_url: str | None,
+        stop: threading.Event,
+    ):
+        super().__init__(name=f"sns-{runner.spec.name}", daemon=True)
+        self.sqs, self.deliveries, self.runner, self.stopping = sqs, deliveries, runner, stop
+        self.retry_delays, self.dead_letter_url = retry_delays, dead_letter_url
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception as error:
+                if not self.stopping.is_set():
+                    console.line("ERROR", f"{self.name}: {error}")
+                    time.sleep(1)
+
+    def poll_once(self) -> None:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.deliveries["url"], MaxNumberOfMessages=1, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        for message in messages:
+            notification = json.loads(message["Body"])
+            event = sns_event(notification)
+            attempt = int(message["Attributes"]["ApproximateReceiveCount"])
+            invocation = self.runner.invoke(event)
+            event_type, about, correlation = _summary(notification.get("Message", ""))
+            if invocation.ok:
+                outcome = "ok"
+                self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
+            elif attempt <= len(self.retry_delays):
+                delay = self.retry_delays[attempt - 1]
+                outcome = f"FAILED ({invocation.error}), retry {attempt} in {delay}s"
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=delay
+                )
+            else:
+                outcome = f"FAILED ({invocation.error}), sent to the dead-letter queue"
+                if self.dead_letter_url:
+                    self.sqs.send_message(
+                        QueueUrl=self.dead_letter_url,
+                        MessageBody=json.dumps(event),
+                        MessageAttributes={
+                            "ErrorMessage": {"DataType": "String", "StringValue": str(invocation.error)[:256]}
+                        },
+                    )
+                self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
+            console.line(
+                "SNS",
+                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms corr={correlation}",
+            )
+
+
+def sns_event(notification: dict[str, Any]) -> dict[str, Any]:
+    """The Lambda SNS event for one SNS notification (as delivered to SQS, not raw)."""
+    attributes = {
+        name: {"Type": value["Type"], "Value": value["Value"]}
+        for name, value in notification.get("MessageAttributes", {}).items()
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{notification['TopicArn']}:{uuid.uuid4()}",
+                "Sns": {
+                    "Type": notification.get("Type", "Notification"),
+                    "MessageId": notification["MessageId"],
+                    "TopicArn": notification["TopicArn"],
+                    "Subject": notification.get("Subject"),
+                    "Message": notification["Message"],
+                    "Timestamp": notification["Timestamp"],
+                    "SignatureVersion": notification.get("SignatureVersion", "1"),
+                    "Signature": notification.get("Signature", "local"),
+                    "SigningCertUrl": notification.get("SigningCertURL", "https://local/cert.pem"),
+                    "UnsubscribeUrl": notification.get("UnsubscribeURL", "https://local/unsubscribe"),
+                    "MessageAttributes": attributes,
+                },
+            }
+        ]
+    }
+
+
+RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedule_seconds(expression: str) -> int:
+    match = RATE.fullmatch(expression.strip())
+    if not match:
+        raise ValueError(f"Only rate(...) schedules run locally, not {expression!r}")
+    return int(match.group(1)) * SECONDS[match.group(2).rstrip("s")]
+
+
+class Scheduler(threading.Thread):
+    def __init__(self, runner: FunctionRunner, every_seconds: float, stop: threading.Event) -> None:
+        super().__init__(name=f"schedule-{runner.spec.name}", daemon=True)
+        self.runner, self.every, self.stopping = runner, every_seconds, stop
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{self.runner.spec.name}"],
+                "detail": {},
+            }
+            invocation = self.runner.invoke(event)
+            result = invocation.result if invocation.ok else invocation.error
+            if not invocation.ok or (isinstance(result, dict) and any(result.values())):
+                console.line("SCHED", f"{self.runner.spec.name} {_outcome(invocation)} {result}")

@@ -1,0 +1,2 @@
+def run_dlq(args, stack):
+    return 0

@@ -1,0 +1,119 @@
+"""Creates in the local AWS (moto) every resource of template.yaml that the functions use."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from devstack.template import REGION, Attributes, FunctionSpec, Resolver, Template
+
+FAST_VISIBILITY_TIMEOUT = 2
+
+
+@dataclass
+class Provisioned:
+    resolver: Resolver
+    topic_arns: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> url, arn, name
+    dead_letter_queues: dict[str, str] = field(default_factory=dict)  # source logical id -> DLQ logical id
+    sns_delivery_queues: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> url, arn
+    secrets: dict[str, str] = field(default_factory=dict)
+    sender_identities: list[str] = field(default_factory=list)
+
+
+def aws_client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def provision(template: Template, endpoint_url: str, mongodb_uri: str, prefix: str, fast: bool) -> Provisioned:
+    sns, sqs = aws_client("sns", endpoint_url), aws_client("sqs", endpoint_url)
+    secrets, ses = aws_client("secretsmanager", endpoint_url), aws_client("ses", endpoint_url)
+    resolver = Resolver(template.default_parameters())
+    done = Provisioned(resolver)
+
+    for name, props in template.of_type("AWS::SNS::Topic").items():
+        topic_name = resolver.resolve(props.get("TopicName", f"{prefix}-{name}"))
+        arn = sns.create_topic(Name=topic_name)["TopicArn"]
+        resolver.resources[name] = Attributes(arn, {"TopicArn": arn, "TopicName": topic_name})
+        done.topic_arns[name] = arn
+
+    queue_props = template.of_type("AWS::SQS::Queue")
+    for name, props in queue_props.items():  # first every queue, then the redrive policies between them
+        queue_name = f"{prefix}-{name}"
+        visibility = FAST_VISIBILITY_TIMEOUT if fast else int(props.get("VisibilityTimeout", 30))
+        url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": str(visibility)})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        resolver.resources[name] = Attributes(url, {"Arn": arn, "QueueName": queue_name, "QueueUrl": url})
+        done.queues[name] = {"url": url, "arn": arn, "name": queue_name}
+    for name, props in queue_props.items():
+        if "RedrivePolicy" in props:
+            redrive = resolver.resolve(props["RedrivePolicy"])
+            sqs.set_queue_attributes(
+                QueueUrl=done.queues[name]["url"], Attributes={"RedrivePolicy": json.dumps(redrive)}
+            )
+            target = next(q for q, info in done.queues.items() if info["arn"] == redrive["deadLetterTargetArn"])
+            done.dead_letter_queues[name] = target
+
+    for name, props in template.of_type("AWS::SecretsManager::Secret").items():
+        secret_name = resolver.resolve(props.get("Name", f"{prefix}/{name}"))
+        arn = secrets.create_secret(Name=secret_name, SecretString=mongodb_uri)["ARN"]
+        resolver.resources[name] = Attributes(arn)
+        done.secrets[name] = arn
+
+    for props in template.of_type("AWS::SNS::Subscription").values():
+        _subscribe(sns, resolver.resolve(props))
+
+    for function in template.functions():
+        for trigger in function.triggers:
+            if trigger.kind == "SNS":
+                done.sns_delivery_queues[function.name] = _sns_delivery_queue(
+                    sqs, sns, function, trigger.properties, resolver, prefix
+                )
+        sender = resolver.resolve(function.environment.get("SENDER_EMAIL"))
+        if sender and sender not in done.sender_identities:
+            ses.verify_email_identity(EmailAddress=sender)
+            done.sender_identities.append(sender)
+    return done
+
+
+def _subscribe(sns: Any, props: dict[str, Any]) -> None:
+    attributes = {}
+    if "RawMessageDelivery" in props:
+        attributes["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+    if "FilterPolicy" in props:
+        attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+        attributes["FilterPolicyScope"] = props.get("FilterPolicyScope", "MessageAttributes")
+    sns.subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], Attributes=attributes
+    )
+
+
+def _sns_delivery_queue(
+    sqs: Any, sns: Any, function: FunctionSpec, trigger: dict[str, Any], resolver: Resolver, prefix: str
+) -> dict[str, str]:
+    """moto cannot invoke Lambda: SNS delivers the function's messages (with their SNS envelope,
+    filtered by the trigger's filter policy) to a queue the local stack drains into invocations."""
+    url = sqs.create_queue(QueueName=f"{prefix}-{function.name}-sns-deliveries")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    props = {
+        "TopicArn": resolver.resolve(trigger["Topic"]),
+        "Protocol": "sqs",
+        "Endpoint": arn,
+        "RawMessageDelivery": False,
+    }
+    if "FilterPolicy" in trigger:
+        props |= {
+            "FilterPolicy": trigger["FilterPolicy"],
+            "FilterPolicyScope": trigger.get("FilterPolicyScope", "MessageAttributes"),
+        }
+    _subscribe(sns, props)
+    return {"url": url, "arn": arn}

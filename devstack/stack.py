@@ -1,0 +1,174 @@
+"""The whole system on one machine: MongoDB, a local AWS (moto), every function of
+template.yaml, its HTTP API and its event delivery. `python -m devstack up`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from devstack import console
+from devstack.api import Route, make_server, route
+from devstack.delivery import Scheduler, SnsInvoker, SqsPoller, schedule_seconds
+from devstack.mongod import MongoServer, free_port
+from devstack.provision import Provisioned, aws_client, provision
+from devstack.runner import FunctionRunner
+from devstack.template import REGION, Template, load_template
+
+# Lambda retries an asynchronous invocation after about 1 and 2 minutes; --fast shrinks
+# those, queue visibility timeouts and schedules so a redrive can be watched in seconds.
+RETRY_DELAYS = [60, 120]
+FAST_RETRY_DELAYS = [1, 2]
+FAST_SCHEDULE_SECONDS = 5
+
+
+@dataclass
+class StackOptions:
+    state_dir: Path
+    port: int = 3000
+    fast: bool = False
+    fresh: bool = False
+
+
+@dataclass
+class LocalStack:
+    options: StackOptions
+    stopping: threading.Event = field(default_factory=threading.Event)
+    mongo: MongoServer | None = None
+    moto: ThreadedMotoServer | None = None
+    runners: dict[str, FunctionRunner] = field(default_factory=dict)
+    threads: list[threading.Thread] = field(default_factory=list)
+    http: ThreadingHTTPServer | None = None
+
+    def start(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        state = self.options.state_dir
+        if self.options.fresh and state.exists():
+            shutil.rmtree(state)
+        (state / "logs").mkdir(parents=True, exist_ok=True)
+        mongodb_uri = self._start_mongo(state)
+        moto_port = free_port()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self.moto.start()
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        template = Template(load_template())
+        provisioned = provision(template, endpoint, mongodb_uri, prefix="shop-local", fast=self.options.fast)
+        self._start_functions(template, provisioned, endpoint, state)
+        routes = self._start_delivery(template, provisioned, endpoint)
+        stage = provisioned.resolver.ref("Stage") if "Stage" in provisioned.resolver.parameters else "local"
+        self.http = make_server("127.0.0.1", self.options.port, routes, stage)
+        threading.Thread(target=self.http.serve_forever, name="api", daemon=True).start()
+        description = self._describe(provisioned, endpoint, mongodb_uri, round(time.perf_counter() - started, 2))
+        (state / "stack.json").write_text(json.dumps(description, indent=2))
+        return description
+
+    def _start_mongo(self, state: Path) -> str:
+        if os.environ.get("MONGODB_URI"):  # your own MongoDB or Atlas
+            return os.environ["MONGODB_URI"]
+        port_file = state / "mongod.port"
+        # The replica set remembers its member's host:port, so a kept data dir keeps its port.
+        port = int(port_file.read_text()) if port_file.exists() else free_port()
+        port_file.write_text(str(port))
+        self.mongo = MongoServer(state / "mongo", port=port)
+        return self.mongo.start()
+
+    def _start_functions(self, template: Template, provisioned: Provisioned, endpoint: str, state: Path) -> None:
+        base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
+        for spec in template.functions():
+            variables = {key: str(value) for key, value in provisioned.resolver.resolve(spec.environment).items()}
+            environment = {
+                **base,
+                **variables,
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+            }
+            self.runners[spec.name] = FunctionRunner(spec, environment, state / "logs" / f"{spec.name}.log")
+        for runner in self.runners.values():
+            runner.start()
+        with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
+            list(pool.map(lambda runner: runner.wait_ready(), self.runners.values()))
+
+    def _start_delivery(self, template: Template, provisioned: Provisioned, endpoint: str) -> list[Route]:
+        sqs = aws_client("sqs", endpoint)
+        routes: list[Route] = []
+        for spec in template.functions():
+            runner = self.runners[spec.name]
+            for trigger in spec.triggers:
+                props = trigger.properties
+                if trigger.kind == "Api":
+                    routes.append(route(props["Method"], props["Path"], runner))
+                elif trigger.kind == "SQS":
+                    queue_arn = provisioned.resolver.resolve(props["Queue"])
+                    queue = next(info for info in provisioned.queues.values() if info["arn"] == queue_arn)
+                    self.threads.append(SqsPoller(sqs, queue, runner, int(props.get("BatchSize", 10)), self.stopping))
+                elif trigger.kind == "SNS":
+                    dead_letter = (
+                        provisioned.resolver.resolve(spec.dead_letter_target) if spec.dead_letter_target else None
+                    )
+                    dead_letter_url = next(
+                        (info["url"] for info in provisioned.queues.values() if info["arn"] == dead_letter), None
+                    )
+                    delays = (FAST_RETRY_DELAYS if self.options.fast else RETRY_DELAYS)[: spec.max_retry_attempts]
+                    deliveries = provisioned.sns_delivery_queues[spec.name]
+                    self.threads.append(SnsInvoker(sqs, deliveries, runner, delays, dead_letter_url, self.stopping))
+                elif trigger.kind == "Schedule":
+                    every = FAST_SCHEDULE_SECONDS if self.options.fast else schedule_seconds(props["Schedule"])
+                    self.threads.append(Scheduler(runner, every, self.stopping))
+        for thread in self.threads:
+            thread.start()
+        return routes
+
+    def _describe(self, provisioned: Provisioned, endpoint: str, mongodb_uri: str, seconds: float) -> dict[str, Any]:
+        dead_letter_ids = set(provisioned.dead_letter_queues.values())
+        return {
+            "api_url": f"http://127.0.0.1:{self.options.port}",
+            "aws_endpoint_url": endpoint,
+            "region": REGION,
+            "mongodb_uri": mongodb_uri,
+            "topics": provisioned.topic_arns,
+            "queues": provisioned.queues,
+            "redrive": provisioned.dead_letter_queues,
+            "dead_letter_queues": {
+                name: info
+                for name, info in provisioned.queues.items()
+                if name in dead_letter_ids or "DeadLetter" in name
+            },
+            "secrets": provisioned.secrets,
+            "sender_identities": provisioned.sender_identities,
+            "functions": {name: {"handler": r.spec.handler, "init_ms": r.init_ms} for name, r in self.runners.items()},
+            "fast": self.options.fast,
+            "pid": os.getpid(),
+            "startup_seconds": seconds,
+        }
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        for runner in self.runners.values():
+            runner.stop()
+        if self.moto is not None:
+            self.moto.stop()
+        if self.mongo is not None:
+            self.mongo.stop()
+        console.line("STACK", "stopped")

@@ -1,0 +1,164 @@
+"""Reads template.yaml, so the local stack runs exactly what deploys.
+
+Only what the local stack needs is modelled: functions (code, handler, environment,
+timeout, triggers), queues, subscriptions, the topic, secrets and parameters. Intrinsic
+functions (!Ref, !GetAtt, !Sub) are resolved against the local resources' names and ARNs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+REGION = "eu-west-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """Reads !Ref, !GetAtt, !Sub... as {"Ref": ...} / {"Fn::GetAtt": [...]} mappings."""
+
+
+def _intrinsic(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=CloudFormationLoader)
+    return loaded
+
+
+@dataclass
+class Attributes:
+    """What !Ref and !GetAtt of one resource resolve to locally."""
+
+    ref: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class Resolver:
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.parameters = parameters
+        self.resources: dict[str, Attributes] = {}
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    def ref(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
+        return self.resources[name].ref
+
+    def get_att(self, name: str, attribute: str) -> str:
+        return self.resources[name].attributes[attribute]
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Ref"}:
+            return self.ref(node["Ref"])
+        if set(node) == {"Fn::GetAtt"}:
+            name, attribute = node["Fn::GetAtt"]
+            return self.get_att(name, attribute)
+        if set(node) == {"Fn::Sub"}:
+            return self._sub(node["Fn::Sub"])
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def _sub(self, spec: str | list[Any]) -> str:
+        text, variables = (spec, {}) if isinstance(spec, str) else (spec[0], self.resolve(spec[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name and name.split(".", 1)[0] in self.resources:
+                resource, attribute = name.split(".", 1)
+                return self.get_att(resource, attribute)
+            return self.ref(name)
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+
+@dataclass(frozen=True)
+class FunctionTrigger:
+    kind: str  # Api | SQS | SNS | Schedule
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    environment: dict[str, Any]  # unresolved
+    triggers: list[FunctionTrigger]
+    dead_letter_target: Any  # unresolved TargetArn, or None
+    max_retry_attempts: int
+
+
+class Template:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.resources: dict[str, Any] = document["Resources"]
+        self.globals: dict[str, Any] = document.get("Globals", {}).get("Function", {})
+
+    def default_parameters(self) -> dict[str, str]:
+        return {name: str(spec.get("Default", "")) for name, spec in self.document.get("Parameters", {}).items()}
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: resource.get("Properties", {})
+            for name, resource in self.resources.items()
+            if resource["Type"] == resource_type
+        }
+
+    def functions(self) -> list[FunctionSpec]:
+        specs = []
+        for name, props in self.of_type("AWS::Serverless::Function").items():
+            environment = {
+                **self.globals.get("Environment", {}).get("Variables", {}),
+                **props.get("Environment", {}).get("Variables", {}),
+            }
+            triggers = [
+                FunctionTrigger(event["Type"], event.get("Properties", {}))
+                for event in props.get("Events", {}).values()
+            ]
+            specs.append(
+                FunctionSpec(
+                    name=name,
+                    code_uri=ROOT / props["CodeUri"],
+                    handler=props["Handler"],
+                    timeout=int(props.get("Timeout", self.globals.get("Timeout", 3))),
+                    environment=environment,
+                    triggers=triggers,
+                    dead_letter_target=props.get("DeadLetterQueue", {}).get("TargetArn"),
+                    max_retry_attempts=int(props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2)),
+                )
+            )
+        return specs
