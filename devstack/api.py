@@ -119,7 +119,7 @@ def make_server(host: str, port: int, routes: list[Route], stage: str) -> Thread
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 (http.server names)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per request is written by _handle

@@ -72,7 +72,8 @@ class SqsPoller(threading.Thread):
                 self.sqs.delete_message(QueueUrl=self.queue["url"], ReceiptHandle=message["ReceiptHandle"])
             console.line(
                 "SQS",
-                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms corr={correlation}",
+                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms"
+                f" corr={correlation}",
             )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +157,8 @@ class SnsInvoker(threading.Thread):
                 self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
             console.line(
                 "SNS",
-                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms corr={correlation}",
+                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms"
+                f" corr={correlation}",
             )
 
 

@@ -117,7 +117,8 @@ def run_demo(stack: dict[str, Any]) -> int:
     print(f"   GET /users/{{user_id}}/orders -> {status}, {len(listing['orders'])} orders, newest first")
 
     print("7. Emails sent (SES, as recorded by the notifications service)")
-    notifications = MongoClient(str(stack["mongodb_uri"]))[_notifications_database()]["notifications"]
+    client: MongoClient[dict[str, Any]] = MongoClient(str(stack["mongodb_uri"]))
+    notifications = client[_notifications_database()]["notifications"]
     sent = wait_for(
         "4 emails",
         lambda: (
