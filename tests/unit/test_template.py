@@ -7,30 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from devstack.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads !Ref, !GetAtt, !Sub... as {"Ref": ...}-style mappings."""
-
-
-def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _tag)
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=CloudFormationLoader)
+TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
 QUEUES = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::SQS::Queue"}
