@@ -150,6 +150,7 @@ class LocalStack:
                 for name, info in provisioned.queues.items()
                 if name in dead_letter_ids or "DeadLetter" in name
             },
+            "sns_deliveries": provisioned.sns_delivery_queues,
             "secrets": provisioned.secrets,
             "sender_identities": provisioned.sender_identities,
             "functions": {name: {"handler": r.spec.handler, "init_ms": r.init_ms} for name, r in self.runners.items()},

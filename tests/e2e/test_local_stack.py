@@ -1,0 +1,206 @@
+"""End to end: start the local stack (`python -m devstack up`) and drive it over HTTP only.
+
+Checks the saga's outcomes, a poison message reaching its dead-letter queue and being
+redriven by the DLQ tool, and a clean shutdown. The stack runs with --fast (2 s visibility
+timeouts), so a redrive after 5 receives takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import boto3
+import pytest
+from pymongo import MongoClient
+
+from devstack.mongod import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    state_dir: Path
+    description: dict[str, Any]
+    log_path: Path
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = Request(
+            self.description["api_url"] + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urlopen(request, timeout=20) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def sqs(self) -> Any:
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.description["aws_endpoint_url"],
+            region_name="eu-west-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def devstack(self, *args: str) -> str:
+        command = [sys.executable, "-m", "devstack", "--state-dir", str(self.state_dir), *args]
+        return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def eventually(what: str, probe: Callable[[], Any], timeout: float = 40) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    workspace = tmp_path_factory.mktemp("stack")
+    state_dir, log_path = workspace / "state", workspace / "stack.out"  # --fresh empties state_dir
+    command = [sys.executable, "-m", "devstack", "--state-dir", str(state_dir), "up", "--fresh", "--fast"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(free_port())], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+    stack_json = state_dir / "stack.json"
+    try:
+        eventually("stack.json", lambda: stack_json.exists() or process.poll() is not None, timeout=90)
+        assert process.poll() is None, log_path.read_text()
+        yield RunningStack(process, state_dir, json.loads(stack_json.read_text()), log_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_saga_over_http(stack: RunningStack) -> None:
+    for sku, price, available in [("E2E-BOOK", 2500, 3), ("E2E-PEN", 199, 1)]:
+        status, _ = stack.call(
+            "PUT", f"/inventory/{sku}", {"name": sku, "unit_price_cents": price, "available": available}
+        )
+        assert status == 200
+    status, user = stack.call("POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "E2E"})
+    assert status == 201
+    status, again = stack.call("GET", f"/users/{user['user_id']}")
+    assert (status, again) == (200, user)
+
+    def place(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        body = {"user_id": user["user_id"], "items": items}
+        found = eventually(
+            "the orders service to learn of the user",
+            lambda: (r := stack.call("POST", "/orders", body, {"Idempotency-Key": key}))[0] == 201 and r[1],
+        )
+        replay = stack.call("POST", "/orders", body, {"Idempotency-Key": key})
+        assert replay == (201, found)  # the same key and body: the same order, nothing new
+        return dict(found)
+
+    def settled(order_id: str, status: str) -> dict[str, Any]:
+        return dict(
+            eventually(
+                f"{order_id} {status}",
+                lambda: (o := stack.call("GET", f"/orders/{order_id}")[1])["status"] == status and o,
+            )
+        )
+
+    def stock(sku: str) -> tuple[int, int]:
+        product = stack.call("GET", f"/inventory/{sku}")[1]
+        return product["available"], product["reserved"]
+
+    confirmed = settled(
+        place([{"sku": "E2E-BOOK", "quantity": 2}, {"sku": "E2E-PEN", "quantity": 1}], "k1")["order_id"], "CONFIRMED"
+    )
+    assert confirmed["total_cents"] == 2 * 2500 + 199
+    assert (stock("E2E-BOOK"), stock("E2E-PEN")) == ((1, 2), (0, 1))
+
+    rejected = settled(place([{"sku": "E2E-PEN", "quantity": 1}], "k2")["order_id"], "REJECTED")
+    assert "E2E-PEN" in rejected["reason"]
+
+    status, cancelled = stack.call("POST", f"/orders/{confirmed['order_id']}/cancel")
+    assert (status, cancelled["status"]) == (200, "CANCELLED")
+    eventually("stock to return", lambda: stock("E2E-BOOK") == (3, 0) and stock("E2E-PEN") == (1, 0))
+
+    status, page = stack.call("GET", f"/users/{user['user_id']}/orders?limit=1")
+    assert status == 200
+    assert [order["order_id"] for order in page["orders"]] == [rejected["order_id"]]
+    status, rest = stack.call("GET", f"/users/{user['user_id']}/orders?limit=1&cursor={page['next_cursor']}")
+    assert [order["order_id"] for order in rest["orders"]] == [confirmed["order_id"]]
+
+    notifications = MongoClient(stack.description["mongodb_uri"])["notifications"]["notifications"]
+    subjects = eventually(
+        "4 emails",
+        lambda: (
+            len(s := [n["subject"] for n in notifications.find({"user_id": user["user_id"], "status": "SENT"})]) == 4
+            and s
+        ),
+    )
+    assert "Welcome to the shop" in subjects
+    assert stack.call("GET", "/nowhere")[0] == 404
+    assert stack.call("DELETE", "/users")[0] == 405
+
+
+def test_poison_message_reaches_its_dead_letter_queue_and_is_redriven(stack: RunningStack) -> None:
+    sqs = stack.sqs()
+    queues = stack.description["queues"]
+    dead_letter_url = queues["InventoryDeadLetterQueue"]["url"]
+    sqs.send_message(QueueUrl=queues["InventoryQueue"]["url"], MessageBody="this is not an event")
+
+    def in_dead_letter_queue() -> bool:
+        attributes = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return attributes["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+    eventually("the poison message in the dead-letter queue", in_dead_letter_queue, timeout=60)
+    assert "InventoryDeadLetterQueue: 1 message(s)" in stack.devstack("dlq", "list")
+
+    moved = stack.devstack("dlq", "redrive", "--queue", "InventoryDeadLetterQueue")
+
+    assert "moved 1 message(s) back" in moved
+    assert not in_dead_letter_queue()
+    # back in its source queue, it fails again and returns to the dead-letter queue
+    eventually("the poison message back in the dead-letter queue", in_dead_letter_queue, timeout=60)
+    assert "(not an event)" in stack.log_path.read_text()
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.split("//")[1].split("/", maxsplit=1)[0].split("?", maxsplit=1)[0].split(":")
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def test_clean_shutdown(stack: RunningStack) -> None:
+    endpoints = [stack.description["api_url"], stack.description["aws_endpoint_url"], stack.description["mongodb_uri"]]
+    assert all(_port_open(url) for url in endpoints)
+    workers_before = subprocess.run(["pgrep", "-f", "devstack.worker"], capture_output=True, text=True).stdout.split()
+
+    stack.process.send_signal(signal.SIGINT)
+
+    assert stack.process.wait(timeout=30) == 0
+    assert not any(_port_open(url) for url in endpoints)
+    workers_after = subprocess.run(["pgrep", "-f", "devstack.worker"], capture_output=True, text=True).stdout.split()
+    assert not set(workers_before) & set(workers_after)
+    assert "STACK stopped" in stack.log_path.read_text()
+    assert os.path.exists(stack.state_dir / "stack.json")
