@@ -149,7 +149,8 @@ def test_saga_over_http(stack: RunningStack) -> None:
     status, rest = stack.call("GET", f"/users/{user['user_id']}/orders?limit=1&cursor={page['next_cursor']}")
     assert [order["order_id"] for order in rest["orders"]] == [confirmed["order_id"]]
 
-    notifications = MongoClient(stack.description["mongodb_uri"])["notifications"]["notifications"]
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.description["mongodb_uri"])
+    notifications = client["notifications"]["notifications"]
     subjects = eventually(
         "4 emails",
         lambda: (
@@ -191,16 +192,28 @@ def _port_open(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
+def worker_pids() -> set[int]:
+    """Function worker processes alive on this machine (Linux /proc)."""
+    pids = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"devstack.worker" in cmdline.read_bytes():
+                pids.add(int(cmdline.parent.name))
+        except OSError:
+            continue  # the process ended while we looked
+    return pids
+
+
 def test_clean_shutdown(stack: RunningStack) -> None:
     endpoints = [stack.description["api_url"], stack.description["aws_endpoint_url"], stack.description["mongodb_uri"]]
     assert all(_port_open(url) for url in endpoints)
-    workers_before = subprocess.run(["pgrep", "-f", "devstack.worker"], capture_output=True, text=True).stdout.split()
+    workers_before = worker_pids()
 
     stack.process.send_signal(signal.SIGINT)
 
     assert stack.process.wait(timeout=30) == 0
     assert not any(_port_open(url) for url in endpoints)
-    workers_after = subprocess.run(["pgrep", "-f", "devstack.worker"], capture_output=True, text=True).stdout.split()
-    assert not set(workers_before) & set(workers_after)
+    assert workers_before
+    assert not workers_before & worker_pids()
     assert "STACK stopped" in stack.log_path.read_text()
     assert os.path.exists(stack.state_dir / "stack.json")
