@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,14 @@ from devstack.template import REGION, Template, load_template
 RETRY_DELAYS = [60, 120]
 FAST_RETRY_DELAYS = [1, 2]
 FAST_SCHEDULE_SECONDS = 5
+# The ports env.json gives `sam local` (with --docker-network host), when they are free.
+MOTO_PORT = 5000
+MONGODB_PORT = 27017
+
+
+def preferred_port(port: int) -> int:
+    with socket.socket() as probe:
+        return port if probe.connect_ex(("127.0.0.1", port)) != 0 else free_port()
 
 
 @dataclass
@@ -57,7 +66,7 @@ class LocalStack:
             shutil.rmtree(state)
         (state / "logs").mkdir(parents=True, exist_ok=True)
         mongodb_uri = self._start_mongo(state)
-        moto_port = free_port()
+        moto_port = preferred_port(MOTO_PORT)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
@@ -78,7 +87,7 @@ class LocalStack:
             return os.environ["MONGODB_URI"]
         port_file = state / "mongod.port"
         # The replica set remembers its member's host:port, so a kept data dir keeps its port.
-        port = int(port_file.read_text()) if port_file.exists() else free_port()
+        port = int(port_file.read_text()) if port_file.exists() else preferred_port(MONGODB_PORT)
         port_file.write_text(str(port))
         self.mongo = MongoServer(state / "mongo", port=port)
         return self.mongo.start()
