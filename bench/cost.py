@@ -1,0 +1,50 @@
+"""Dollars per million orders through the whole saga, from measured durations.
+
+List prices, US East (N. Virginia). Lambda arm64 prices were checked against the AWS Lambda
+pricing page on 2026-11-23; the SQS, SNS, API Gateway and SES figures are AWS's long-standing
+list prices, not re-checked that day. Free tiers and volume tiers are ignored (worst case).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PRICES_DATE = "2026-11-23"
+LAMBDA_ARM_GB_SECOND = 0.0000133334
+LAMBDA_REQUEST = 0.20 / 1_000_000
+SQS_REQUEST = 0.40 / 1_000_000  # standard queue, per 64 KiB chunk
+SNS_PUBLISH = 0.50 / 1_000_000  # deliveries to SQS and Lambda are free
+API_GATEWAY_REST_REQUEST = 3.50 / 1_000_000
+SES_EMAIL = 0.10 / 1_000
+MEMORY_GB = 512 / 1024
+COLD_START_SHARE = 0.01  # share of invocations that start a new container (INIT is billed)
+
+# Per order through the saga (place -> reserve -> confirm -> email): the functions it runs and
+# the messages it causes. SQS requests per message: send (by SNS) + receive + delete, with
+# batches of one (the worst case; batching divides the last two).
+SAGA_FUNCTIONS = ["POST /orders", "inventory consumer (OrderPlaced)", "orders consumer (InventoryReserved)",
+                  "notifications (OrderConfirmed)"]  # fmt: skip
+SNS_PUBLISHES_PER_ORDER = 3  # OrderPlaced, InventoryReserved, OrderConfirmed
+SQS_MESSAGES_PER_ORDER = 2  # OrderPlaced to inventory, InventoryReserved to orders
+SQS_REQUESTS_PER_MESSAGE = 3
+
+
+@dataclass
+class CostLine:
+    item: str
+    dollars_per_million_orders: float
+
+
+def saga_cost(billed_ms: dict[str, float], init_ms: dict[str, float]) -> list[CostLine]:
+    lines = []
+    for function in SAGA_FUNCTIONS:
+        duration_s = math.ceil(billed_ms[function]) / 1000
+        init_s = math.ceil(init_ms[function]) / 1000 * COLD_START_SHARE
+        compute = (duration_s + init_s) * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
+        lines.append(CostLine(f"Lambda {function}", compute + LAMBDA_REQUEST * 1_000_000))
+    lines.append(CostLine("API Gateway (REST) request", API_GATEWAY_REST_REQUEST * 1_000_000))
+    lines.append(CostLine("SNS publishes", SNS_PUBLISHES_PER_ORDER * SNS_PUBLISH * 1_000_000))
+    lines.append(CostLine("SQS requests", SQS_MESSAGES_PER_ORDER * SQS_REQUESTS_PER_MESSAGE * SQS_REQUEST * 1_000_000))
+    lines.append(CostLine("SES email", SES_EMAIL * 1_000_000))
+    return lines

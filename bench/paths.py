@@ -1,0 +1,135 @@
+"""Every function path measured: its handler, its service and a fresh event for each call."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+from bench.environment import ORDER_ID, ROOT, USER_ID, BenchEnvironment
+
+EVENTS = ROOT / "events"
+
+
+@cache
+def _sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return loaded
+
+
+def _api(
+    name: str, body: Any = None, path_params: dict[str, str] | None = None, path: str | None = None
+) -> dict[str, Any]:
+    event = copy.deepcopy(_sample(name))
+    if body is not None:
+        event["body"] = json.dumps(body)
+    if path_params is not None:
+        event["pathParameters"] = path_params
+        event["path"] = path
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["headers"].pop("Idempotency-Key", None)
+    event["multiValueHeaders"].pop("Idempotency-Key", None)
+    return event
+
+
+def _envelope(event_type: str, source: str, data: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "event_version": 1,
+            "occurred_at": "2026-11-23T05:00:00.000Z",
+            "correlation_id": "bench",
+            "source": source,
+            "data": data,
+        }
+    )
+
+
+def _sqs(sample: str, body: str) -> dict[str, Any]:
+    event = copy.deepcopy(_sample(sample))
+    record = event["Records"][0]
+    record["messageId"], record["body"] = str(uuid.uuid4()), body
+    return {"Records": [record]}
+
+
+def _sns(message: str) -> dict[str, Any]:
+    event = copy.deepcopy(_sample("sns-notifications"))
+    event["Records"][0]["Sns"]["Message"] = message
+    return event
+
+
+@dataclass(frozen=True)
+class FunctionPath:
+    name: str
+    service: str
+    handler: str
+    read_only: bool  # a GET or a consumer that publishes nothing
+    make_event: Callable[[BenchEnvironment], dict[str, Any]]
+
+    @property
+    def code_uri(self) -> Path:
+        return ROOT / "functions" / self.service
+
+
+def _placed() -> str:
+    items = [{"sku": "BOOK-1", "quantity": 1}]
+    return _envelope("OrderPlaced", "orders", {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "items": items})
+
+
+def _reserved(env: BenchEnvironment) -> dict[str, Any]:
+    """An InventoryReserved for a PENDING order stored just now (each call confirms a new one)."""
+    order_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    with MongoClient(env.mongodb_uri) as client:
+        client[f"{env.prefix}_orders"]["orders"].insert_one(
+            {"_id": order_id, "user_id": USER_ID, "items": [{"sku": "BOOK-1", "quantity": 1}], "status": "PENDING",
+             "reason": None, "total_cents": None, "created_at": now, "updated_at": now,
+             "history": [{"status": "PENDING", "at": now, "reason": None}], "pending_events": []}
+        )  # fmt: skip
+    lines = [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 250}]
+    body = _envelope("InventoryReserved", "inventory", {"order_id": order_id, "lines": lines, "total_cents": 250})
+    return _sqs("sqs-orders-batch", body)
+
+
+PATHS = [
+    FunctionPath("GET /users/{id}", "users", "users.api.handler", True,
+                 lambda env: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}")),
+    FunctionPath("POST /users", "users", "users.api.handler", False,
+                 lambda env: _api("api-users-create", {"email": f"u{uuid.uuid4().hex[:10]}@example.com", "name": "B"})),
+    FunctionPath("GET /orders/{id}", "orders", "orders.api.handler", True,
+                 lambda env: _api("api-orders-get", path_params={"order_id": ORDER_ID}, path=f"/orders/{ORDER_ID}")),
+    FunctionPath("GET /users/{id}/orders", "orders", "orders.api.handler", True,
+                 lambda env: _api("api-orders-list", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}/orders")),
+    FunctionPath("POST /orders", "orders", "orders.api.handler", False,
+                 lambda env: _api("api-orders-create", {"user_id": USER_ID, "items": [{"sku": "BOOK-1", "quantity": 1}]})),
+    FunctionPath("orders consumer (UserRegistered)", "orders", "orders.consumer.handler", True,
+                 lambda env: _sqs("sqs-orders-batch", _envelope("UserRegistered", "users",
+                              {"user_id": str(uuid.uuid4()), "email": "x@example.com", "name": "X"}))),
+    FunctionPath("orders consumer (InventoryReserved)", "orders", "orders.consumer.handler", False, _reserved),
+    FunctionPath("GET /inventory/{sku}", "inventory", "inventory.api.handler", True,
+                 lambda env: _api("api-inventory-get", path_params={"sku": "BOOK-1"}, path="/inventory/BOOK-1")),
+    FunctionPath("PUT /inventory/{sku}", "inventory", "inventory.api.handler", False,
+                 lambda env: _api("api-inventory-put", {"name": "Pen", "unit_price_cents": 199, "available": 10_000_000},
+                              path_params={"sku": "PEN-7"}, path="/inventory/PEN-7")),
+    FunctionPath("inventory consumer (OrderPlaced)", "inventory", "inventory.consumer.handler", False,
+                 lambda env: _sqs("sqs-inventory-batch", _placed())),
+    FunctionPath("notifications (OrderConfirmed)", "notifications", "notifications.app.handler", False,
+                 lambda env: _sns(_envelope("OrderConfirmed", "orders",
+                              {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "total_cents": 250}))),
+    FunctionPath("orders outbox relay", "orders", "orders.relay.handler", True,
+                 lambda env: copy.deepcopy(_sample("schedule-outbox-relay"))),
+]  # fmt: skip
+
+BASELINE = FunctionPath(
+    "baseline (naive eager module)", "users", "bench.baseline_handler.handler", True,
+    lambda env: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}"),
+)  # fmt: skip
