@@ -38,22 +38,48 @@ def main() -> int:
         for result in cold:
             ratio = result.total_ms / baseline.total_ms
             goal = READ_ONLY_COLD_GOAL if result.path.read_only else COLD_GOAL
-            rows.append([
-                result.path.name, f"{result.import_ms:.0f}", f"{result.first_ms:.0f}", f"{result.total_ms:.0f}",
-                f"{ratio:.2f}", f"<= {goal}", "yes" if ratio <= goal else "NO", "yes" if result.boto3_loaded else "no",
-            ])  # fmt: skip
-        rows.append([baseline.path.name, f"{baseline.import_ms:.0f}", f"{baseline.first_ms:.0f}",
-                     f"{baseline.total_ms:.0f}", "1.00", "", "", "yes"])  # fmt: skip
+            rows.append(
+                [
+                    result.path.name,
+                    f"{result.import_ms:.0f}",
+                    f"{result.first_ms:.0f}",
+                    f"{result.total_ms:.0f}",
+                    f"{ratio:.2f}",
+                    f"<= {goal}",
+                    "yes" if ratio <= goal else "NO",
+                    "yes" if result.boto3_loaded else "no",
+                ]
+            )
+        rows.append(
+            [
+                baseline.path.name,
+                f"{baseline.import_ms:.0f}",
+                f"{baseline.first_ms:.0f}",
+                f"{baseline.total_ms:.0f}",
+                "1.00",
+                "",
+                "",
+                "yes",
+            ]
+        )
         sections.append(
             f"## Cold start (median of {runs} fresh interpreters; import + first invocation, ms)\n\n"
             + table(["path", "import", "first call", "total", "x baseline", "goal", "met", "boto3 loaded"], rows)
         )
         warm = measure_warm(environment, calls)
         rows = [
-            [w.path.name, f"{w.p50_ms:.1f}", f"{w.p99_ms:.1f}", f"{w.commands:.1f}", f"{w.mongo_p50_ms:.1f}",
-             f"{w.aws_p50_ms:.1f}", f"{w.ratio:.2f}", "yes" if w.ratio <= RATIO_GOAL else "NO"]
+            [
+                w.path.name,
+                f"{w.p50_ms:.1f}",
+                f"{w.p99_ms:.1f}",
+                f"{w.commands:.1f}",
+                f"{w.mongo_p50_ms:.1f}",
+                f"{w.aws_p50_ms:.1f}",
+                f"{w.ratio:.2f}",
+                "yes" if w.ratio <= RATIO_GOAL else "NO",
+            ]
             for w in warm
-        ]  # fmt: skip
+        ]
         sections.append(
             f"## Warm requests ({calls} calls each, in-process, real mongod, moto server for SNS/SES)\n\n"
             + table(
@@ -68,7 +94,7 @@ def main() -> int:
                     f"<= {RATIO_GOAL}",
                 ],
                 rows,
-            )  # fmt: skip
+            )
             + "\n\nThe ratio leaves out time in SNS/SES calls (moto over HTTP here): it is neither our code "
             "nor MongoDB, and in AWS it is a network call of its own."
         )
@@ -94,7 +120,7 @@ def main() -> int:
                         f"{e2e.orders_per_second / e2e.raw_inserts_per_second:.4f}",
                     ]
                 ],
-            )  # fmt: skip
+            )
             + "\n\nEach order is about 12 MongoDB writes and reads across three services, 3 SNS publishes, "
             "2 SQS hops (polled with 1 s long polls) and one function worker per function, so the "
             "local stack's throughput is bounded by serialised workers, not by MongoDB."
@@ -105,14 +131,17 @@ def main() -> int:
     billed = {name: by_name[name].p50_ms for name in SAGA_FUNCTIONS}
     lines = saga_cost(billed, {name: init[name] for name in SAGA_FUNCTIONS})
     total = sum(line.dollars_per_million_orders for line in lines)
-    rows = [[line.item, f"{line.dollars_per_million_orders:.2f}", f"{100 * line.dollars_per_million_orders / total:.0f}%"]
-            for line in sorted(lines, key=lambda line: -line.dollars_per_million_orders)]  # fmt: skip
+    rows = [
+        [line.item, f"{line.dollars_per_million_orders:.2f}", f"{100 * line.dollars_per_million_orders / total:.0f}%"]
+        for line in sorted(lines, key=lambda line: -line.dollars_per_million_orders)
+    ]
     rows.append(["total", f"{total:.2f}", "100%"])
     sections.append(
         f"## Cost per million orders (USD, list prices of {PRICES_DATE}, arm64, 512 MB)\n\n"
         + table(["item", "$ per 1M orders", "share"], rows)
         + f"\n\nLambda durations: the warm p50s above, rounded up to 1 ms; INIT (billed since August 2025) "
-        f"on {COLD_START_SHARE:.0%} of invocations at the measured import time. Prices and assumptions: `bench/cost.py`."
+        f"on {COLD_START_SHARE:.0%} of invocations at the measured import time. "
+        "Prices and assumptions: `bench/cost.py`."
     )
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"

@@ -19,7 +19,8 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 sns = boto3.client("sns")
-users = MongoClient(os.environ["MONGODB_URI"])[os.environ["MONGODB_DATABASE"]]["users"]
+client: MongoClient[dict[str, Any]] = MongoClient(os.environ["MONGODB_URI"])
+users = client[os.environ["MONGODB_DATABASE"]]["users"]
 
 
 @app.get("/users/<user_id>")

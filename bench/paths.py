@@ -89,7 +89,8 @@ def _reserved(env: BenchEnvironment) -> dict[str, Any]:
     """An InventoryReserved for a PENDING order stored just now (each call confirms a new one)."""
     order_id = str(uuid.uuid4())
     now = datetime.now(UTC)
-    with MongoClient(env.mongodb_uri) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(env.mongodb_uri)
+    with client:
         client[f"{env.prefix}_orders"]["orders"].insert_one(
             {"_id": order_id, "user_id": USER_ID, "items": [{"sku": "BOOK-1", "quantity": 1}], "status": "PENDING",
              "reason": None, "total_cents": None, "created_at": now, "updated_at": now,
@@ -102,34 +103,34 @@ def _reserved(env: BenchEnvironment) -> dict[str, Any]:
 
 PATHS = [
     FunctionPath("GET /users/{id}", "users", "users.api.handler", True,
-                 lambda env: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}")),
+                 lambda _: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}")),
     FunctionPath("POST /users", "users", "users.api.handler", False,
-                 lambda env: _api("api-users-create", {"email": f"u{uuid.uuid4().hex[:10]}@example.com", "name": "B"})),
+                 lambda _: _api("api-users-create", {"email": f"u{uuid.uuid4().hex[:10]}@example.com", "name": "B"})),
     FunctionPath("GET /orders/{id}", "orders", "orders.api.handler", True,
-                 lambda env: _api("api-orders-get", path_params={"order_id": ORDER_ID}, path=f"/orders/{ORDER_ID}")),
+                 lambda _: _api("api-orders-get", path_params={"order_id": ORDER_ID}, path=f"/orders/{ORDER_ID}")),
     FunctionPath("GET /users/{id}/orders", "orders", "orders.api.handler", True,
-                 lambda env: _api("api-orders-list", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}/orders")),
-    FunctionPath("POST /orders", "orders", "orders.api.handler", False,
-                 lambda env: _api("api-orders-create", {"user_id": USER_ID, "items": [{"sku": "BOOK-1", "quantity": 1}]})),
+                 lambda _: _api("api-orders-list", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}/orders")),
+    FunctionPath("POST /orders", "orders", "orders.api.handler", False,  # no Idempotency-Key
+                 lambda _: _api("api-orders-create", {"user_id": USER_ID, "items": [{"sku": "PEN-7", "quantity": 1}]})),
     FunctionPath("orders consumer (UserRegistered)", "orders", "orders.consumer.handler", True,
-                 lambda env: _sqs("sqs-orders-batch", _envelope("UserRegistered", "users",
+                 lambda _: _sqs("sqs-orders-batch", _envelope("UserRegistered", "users",
                               {"user_id": str(uuid.uuid4()), "email": "x@example.com", "name": "X"}))),
     FunctionPath("orders consumer (InventoryReserved)", "orders", "orders.consumer.handler", False, _reserved),
     FunctionPath("GET /inventory/{sku}", "inventory", "inventory.api.handler", True,
-                 lambda env: _api("api-inventory-get", path_params={"sku": "BOOK-1"}, path="/inventory/BOOK-1")),
+                 lambda _: _api("api-inventory-get", path_params={"sku": "BOOK-1"}, path="/inventory/BOOK-1")),
     FunctionPath("PUT /inventory/{sku}", "inventory", "inventory.api.handler", False,
-                 lambda env: _api("api-inventory-put", {"name": "Pen", "unit_price_cents": 199, "available": 10_000_000},
+                 lambda _: _api("api-inventory-put", {"name": "Pen", "unit_price_cents": 199, "available": 10_000_000},
                               path_params={"sku": "PEN-7"}, path="/inventory/PEN-7")),
     FunctionPath("inventory consumer (OrderPlaced)", "inventory", "inventory.consumer.handler", False,
-                 lambda env: _sqs("sqs-inventory-batch", _placed())),
+                 lambda _: _sqs("sqs-inventory-batch", _placed())),
     FunctionPath("notifications (OrderConfirmed)", "notifications", "notifications.app.handler", False,
-                 lambda env: _sns(_envelope("OrderConfirmed", "orders",
+                 lambda _: _sns(_envelope("OrderConfirmed", "orders",
                               {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "total_cents": 250}))),
     FunctionPath("orders outbox relay", "orders", "orders.relay.handler", True,
-                 lambda env: copy.deepcopy(_sample("schedule-outbox-relay"))),
+                 lambda _: copy.deepcopy(_sample("schedule-outbox-relay"))),
 ]  # fmt: skip
 
 BASELINE = FunctionPath(
     "baseline (naive eager module)", "users", "bench.baseline_handler.handler", True,
-    lambda env: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}"),
+    lambda _: _api("api-users-get", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}"),
 )  # fmt: skip
