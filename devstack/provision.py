@@ -37,7 +37,7 @@ def aws_client(service: str, endpoint_url: str) -> Any:
 def provision(template: Template, endpoint_url: str, mongodb_uri: str, prefix: str, fast: bool) -> Provisioned:
     sns, sqs = aws_client("sns", endpoint_url), aws_client("sqs", endpoint_url)
     secrets, ses = aws_client("secretsmanager", endpoint_url), aws_client("ses", endpoint_url)
-    resolver = Resolver(template.default_parameters())
+    resolver = Resolver(template.default_parameters(), template.document.get("Conditions", {}))
     done = Provisioned(resolver)
 
     for name, props in template.of_type("AWS::SNS::Topic").items():

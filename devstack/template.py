@@ -55,8 +55,9 @@ class Attributes:
 
 
 class Resolver:
-    def __init__(self, parameters: dict[str, str]) -> None:
+    def __init__(self, parameters: dict[str, str], conditions: dict[str, Any] | None = None) -> None:
         self.parameters = parameters
+        self.conditions = conditions or {}
         self.resources: dict[str, Attributes] = {}
         self.pseudo = {
             "AWS::Region": REGION,
@@ -87,7 +88,28 @@ class Resolver:
             return self.get_att(name, attribute)
         if set(node) == {"Fn::Sub"}:
             return self._sub(node["Fn::Sub"])
+        if set(node) == {"Fn::If"}:
+            condition, when_true, when_false = node["Fn::If"]
+            return self.resolve(when_true if self.holds(condition) else when_false)
         return {key: self.resolve(value) for key, value in node.items()}
+
+    def holds(self, condition: str) -> bool:
+        return self._evaluate(self.conditions[condition])
+
+    def _evaluate(self, node: Any) -> bool:
+        if "Condition" in node:
+            return self.holds(node["Condition"])
+        if "Fn::Equals" in node:
+            left, right = node["Fn::Equals"]
+            return bool(self.resolve(left) == self.resolve(right))
+        if "Fn::Not" in node:
+            return not self._evaluate(node["Fn::Not"][0])
+        if "Fn::And" in node:
+            return all(self._evaluate(item) for item in node["Fn::And"])
+        if "Fn::Or" in node:
+            return any(self._evaluate(item) for item in node["Fn::Or"])
+        raise ValueError(f"Unsupported condition {node}")
+
 
     def _sub(self, spec: str | list[Any]) -> str:
         text, variables = (spec, {}) if isinstance(spec, str) else (spec[0], self.resolve(spec[1]))

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -10,9 +10,10 @@ from inventory.dependencies import dependencies
 from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView
 from shop_common.clock import utc_now
 from shop_common.http import create_resolver, serve
+from shop_common.tracing import make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 app = create_resolver()
 

@@ -6,16 +6,17 @@ duplicated message finds the order already decided and changes nothing.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 
 from inventory import domain
 from inventory.dependencies import dependencies
 from shop_common.clock import utc_now
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import DomainEvent, OrderCancelled, OrderPlaced
+from shop_common.tracing import make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 
 
 @tracer.capture_method

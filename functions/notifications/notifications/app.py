@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SnsModel
@@ -22,9 +22,10 @@ from notifications.dependencies import dependencies
 from notifications.domain import Contact, ContactUnknown
 from shop_common.clock import utc_now
 from shop_common.events import DomainEvent, UserRegistered, parse_event
+from shop_common.tracing import make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 
 

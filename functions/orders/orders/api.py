@@ -2,46 +2,29 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.dependencies import dependencies
 from orders.domain import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
     NewOrder,
     OrderPage,
     OrderView,
 )
 from shop_common.http import create_resolver, serve
-from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
+from shop_common.tracing import make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 app = create_resolver()
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-
-# Keyed by the Idempotency-Key alone; the validated body is hashed so that a reused key
-# with a different body is refused. A raised error deletes the record: 4xx store nothing.
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="key",
-    payload_validation_jmespath="body",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-)
-idempotency_store = MongoPersistenceLayer(lambda: dependencies().repository.idempotency)
 
 
 def _place(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,11 +34,6 @@ def _place(body: dict[str, Any]) -> dict[str, Any]:
     return order.view().model_dump(mode="json")
 
 
-@idempotent_function(data_keyword_argument="request", persistence_store=idempotency_store, config=idempotency_config)
-def _place_once(request: dict[str, Any]) -> dict[str, Any]:
-    return _place(request["body"])
-
-
 @app.post("/orders")
 @tracer.capture_method
 def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) -> Response[OrderView]:
@@ -63,12 +41,9 @@ def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) ->
     if idempotency_key is None:
         stored = _place(body)
     else:
-        try:
-            stored = _place_once(request={"key": idempotency_key, "body": body})
-        except IdempotencyValidationError:
-            raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.") from None
-        except IdempotencyAlreadyInProgressError:
-            raise IdempotencyKeyInFlight("A request with this Idempotency-Key is still in progress.") from None
+        from orders.idempotency import place_once
+
+        stored = place_once(idempotency_key, body, _place, app.lambda_context)
     view = OrderView.model_validate(stored)
     return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
 
@@ -102,5 +77,4 @@ def cancel_order(order_id: str) -> OrderView:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency_config.register_lambda_context(context)
     return serve(app, event, context, logger)

@@ -6,14 +6,15 @@ so a redelivered or duplicated message changes nothing the second time.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 
 from orders.dependencies import dependencies
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import DomainEvent, InventoryRejected, InventoryReserved, UserRegistered
+from shop_common.tracing import make_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 
 
 @tracer.capture_method

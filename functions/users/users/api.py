@@ -2,18 +2,19 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shop_common.clock import utc_now
 from shop_common.http import create_resolver, serve
+from shop_common.tracing import make_tracer
 from users.dependencies import dependencies
 from users.domain import NewUser, UserNotFound, UserView, register
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics()
 app = create_resolver()
 
