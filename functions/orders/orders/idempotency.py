@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.dependencies import dependencies
 from orders.domain import IdempotencyKeyInFlight, IdempotencyKeyReused
-from shop_common.idempotency import IDEMPOTENCY_TTL_SECONDS, MongoPersistenceLayer
+from shop_common.idempotency import MongoPersistenceLayer
+from shop_common.idempotency_ttl import IDEMPOTENCY_TTL_SECONDS
 
 Placement = Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -10,7 +10,7 @@ from pymongo.database import Database
 
 from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, Transition
 from shop_common.events import OrderLine, OrderPlaced
-from shop_common.idempotency import ensure_idempotency_indexes
+from shop_common.idempotency_ttl import ensure_idempotency_indexes
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
 
 

@@ -21,11 +21,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
-
-
-def ensure_idempotency_indexes(collection: Collection) -> None:
-    collection.create_index("expires_at", expireAfterSeconds=0, name="idempotency_ttl")
+from shop_common.idempotency_ttl import EXPIRES_AT
 
 
 class MongoPersistenceLayer(BasePersistenceLayer):
@@ -79,7 +75,7 @@ class MongoPersistenceLayer(BasePersistenceLayer):
         return {
             "status": record.status,
             "expiry_timestamp": expiry,
-            "expires_at": datetime.fromtimestamp(expiry, UTC),
+            EXPIRES_AT: datetime.fromtimestamp(expiry, UTC),
             "in_progress_expiry_timestamp": record.in_progress_expiry_timestamp,
             "response_data": record.response_data,
             "payload_hash": record.payload_hash,
