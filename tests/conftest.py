@@ -125,6 +125,8 @@ def _clear_dependency_caches() -> None:
         except ModuleNotFoundError:
             continue
         module.dependencies.cache_clear()
+        if hasattr(module, "service"):
+            module.service.cache_clear()
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from unittest import mock
 import boto3
 from pymongo import monitoring
 
+from devstack.delivery import sns_event
+
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
 
@@ -220,18 +222,22 @@ def deliver_sns(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict
     sqs = boto3.client("sqs")
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         for message in messages:
-            notification = json.loads(message["Body"])
-            attributes = {
-                name: {"Type": value["Type"], "Value": value["Value"]}
-                for name, value in notification.get("MessageAttributes", {}).items()
-            }
-            record = {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{notification['TopicArn']}:local",
-                "Sns": {**notification, "MessageAttributes": attributes, "Subject": notification.get("Subject")},
-            }
-            runtime.invoke(handler, {"Records": [record]})
+            runtime.invoke(handler, sns_event(json.loads(message["Body"])))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             delivered += 1
     return delivered
+
+
+def envelope(event_type: str, source: str, data: dict[str, Any], correlation_id: str = "corr-test") -> str:
+    """A contract event body, as a producer would publish it."""
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "event_version": 1,
+            "occurred_at": "2026-11-23T05:00:00.000Z",
+            "correlation_id": correlation_id,
+            "source": source,
+            "data": data,
+        }
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from tests.support import (
     FakeLambdaContext,
     ServiceRuntime,
     api_event,
+    envelope,
     failed_ids,
     received_events,
     sample_event,
@@ -41,18 +41,8 @@ def get(inventory: ServiceRuntime, sku: str) -> Any:
     return inventory.http(inventory_api.handler, api_event("api-inventory-get", path_params={"sku": sku}))
 
 
-def order_event(event_type: str, order_id: str, items: list[dict[str, Any]], correlation_id: str = "corr-inv") -> str:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "event_version": 1,
-            "occurred_at": "2026-11-23T05:00:00.000Z",
-            "correlation_id": correlation_id,
-            "source": "orders",
-            "data": {"order_id": order_id, "user_id": "u1", "items": items},
-        }
-    )
+def order_event(event_type: str, order_id: str, items: list[dict[str, Any]]) -> str:
+    return envelope(event_type, "orders", {"order_id": order_id, "user_id": "u1", "items": items}, "corr-inv")
 
 
 def placed(order_id: str, items: list[dict[str, Any]]) -> str:

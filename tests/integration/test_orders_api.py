@@ -176,7 +176,7 @@ def test_same_key_while_the_first_request_runs_is_409_in_flight(
     orders = runtimes["orders"]
     place(orders, user_id)  # warm the container so both calls share its dependencies
     inside, release = threading.Event(), threading.Event()
-    real_place = orders_api.dependencies().service.place
+    real_place = orders_api.service().place
 
     def slow_place(*args: Any, **kwargs: Any) -> Any:
         inside.set()
@@ -184,7 +184,7 @@ def test_same_key_while_the_first_request_runs_is_409_in_flight(
         return real_place(*args, **kwargs)
 
     results: list[Any] = []
-    with mock.patch.object(orders_api.dependencies().service, "place", side_effect=slow_place):
+    with mock.patch.object(orders_api.service(), "place", side_effect=slow_place):
         first = threading.Thread(target=lambda: results.append(place(orders, user_id, key="key-5")))
         first.start()
         assert inside.wait(5)
@@ -266,7 +266,7 @@ def test_outbox_relay_publishes_what_a_failed_publish_left_behind(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, user_id: str
 ) -> None:
     orders = runtimes["orders"]
-    publisher = orders_api.dependencies().outbox._publisher
+    publisher = orders_api.service().outbox._publisher
     with mock.patch.object(publisher, "publish", side_effect=RuntimeError("SNS is down")):
         created = place(orders, user_id)
     assert created.status == 201  # the order and its event are safe in MongoDB

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from pymongo import MongoClient
@@ -12,21 +11,11 @@ from orders import api as orders_api
 from orders import consumer as orders_consumer
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import ITEMS, cancel, place, register_user
-from tests.support import ServiceRuntime, api_event, failed_ids, received_events, sample_event, sqs_batch
+from tests.support import ServiceRuntime, api_event, envelope, failed_ids, received_events, sample_event, sqs_batch
 
 
-def inventory_event(event_type: str, data: dict[str, Any], correlation_id: str = "corr-saga") -> str:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "event_version": 1,
-            "occurred_at": "2026-11-23T05:00:00.000Z",
-            "correlation_id": correlation_id,
-            "source": "inventory",
-            "data": data,
-        }
-    )
+def inventory_event(event_type: str, data: dict[str, Any]) -> str:
+    return envelope(event_type, "inventory", data, "corr-saga")
 
 
 def reserved(order_id: str, total: int = 5199) -> str:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orders.dependencies import dependencies
+from orders.dependencies import service
 from orders.domain import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -28,7 +28,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 
 
 def _place(body: dict[str, Any]) -> dict[str, Any]:
-    order = dependencies().service.place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown")
+    order = service().place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown")
     metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
     logger.info("Order placed", extra={"order_id": order.order_id, "user_id": order.user_id})
     return order.view().model_dump(mode="json")
@@ -51,7 +51,7 @@ def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) ->
 @app.get("/orders/<order_id>")
 @tracer.capture_method
 def get_order(order_id: str) -> OrderView:
-    return dependencies().service.get(order_id).view()
+    return service().get(order_id).view()
 
 
 @app.get("/users/<user_id>/orders")
@@ -61,14 +61,14 @@ def list_user_orders(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPage:
-    orders, next_cursor = dependencies().service.page(user_id, limit, cursor)
+    orders, next_cursor = service().page(user_id, limit, cursor)
     return OrderPage(orders=[order.view() for order in orders], next_cursor=next_cursor)
 
 
 @app.post("/orders/<order_id>/cancel")
 @tracer.capture_method
 def cancel_order(order_id: str) -> OrderView:
-    order = dependencies().service.cancel(order_id, logger.get_correlation_id() or "unknown")
+    order = service().cancel(order_id, logger.get_correlation_id() or "unknown")
     logger.info("Order cancel requested", extra={"order_id": order_id, "status": order.status.value})
     return order.view()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from orders.dependencies import dependencies
+from orders.dependencies import service
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import DomainEvent, InventoryRejected, InventoryReserved, UserRegistered
 from shop_common.tracing import make_tracer
@@ -19,14 +19,14 @@ tracer = make_tracer()
 
 @tracer.capture_method
 def handle_event(event: DomainEvent) -> None:
-    service = dependencies().service
+    orders = service()
     if isinstance(event, UserRegistered):
-        service.remember_user(event.data.user_id, event.data.email)
+        orders.remember_user(event.data.user_id, event.data.email)
     elif isinstance(event, InventoryReserved):
-        order = service.record_reservation(event.data, event.correlation_id)
+        order = orders.record_reservation(event.data, event.correlation_id)
         logger.info("Reservation recorded", extra={"order_id": order.order_id, "status": order.status.value})
     elif isinstance(event, InventoryRejected):
-        order = service.record_rejection(event.data, event.correlation_id)
+        order = orders.record_rejection(event.data, event.correlation_id)
         logger.info("Rejection recorded", extra={"order_id": order.order_id, "status": order.status.value})
     else:
         # Only a subscription change could bring other events here; they are not ours to act on.

@@ -1,38 +1,18 @@
-"""What the orders functions share within a container, built once at the first invocation.
+"""The orders service's per-container dependencies (see shop_common.runtime)."""
 
-Built lazily rather than at import so that importing a handler never touches the network
-(tests and tools import freely); after the first call every invocation reuses it.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
 from functools import cache
-
-from pymongo.collection import Collection
 
 from orders.repository import OrdersRepository
 from orders.service import OrdersService
-from shop_common.mongo import database
-from shop_common.outbox import Outbox
-from shop_common.publisher import SnsPublisher
-from shop_common.settings import ServiceSettings
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    repository: OrdersRepository
-    outbox: Outbox
-    service: OrdersService
-
-    def outbox_collections(self) -> list[Collection]:
-        return self.repository.outbox_collections()
+from shop_common.runtime import Dependencies, build_dependencies
 
 
 @cache
-def dependencies() -> Dependencies:
-    settings = ServiceSettings.from_env()
-    repository = OrdersRepository(database(settings))
-    repository.ensure_indexes()
-    outbox = Outbox(SnsPublisher(settings))
-    return Dependencies(repository=repository, outbox=outbox, service=OrdersService(repository, outbox))
+def dependencies() -> Dependencies[OrdersRepository]:
+    return build_dependencies(OrdersRepository)
+
+
+@cache
+def service() -> OrdersService:
+    deps = dependencies()
+    return OrdersService(deps.repository, deps.outbox)
