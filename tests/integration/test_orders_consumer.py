@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 from pymongo import MongoClient
+from pymongo.errors import AutoReconnect
 
 from orders import api as orders_api
 from orders import consumer as orders_consumer
@@ -138,3 +140,19 @@ def test_poison_records_fail_alone(runtimes: dict[str, ServiceRuntime], aws: Aws
 
 def _get(order_id: str) -> tuple[Any, dict[str, Any]]:
     return orders_api.handler, api_event("api-orders-get", path_params={"order_id": order_id})
+
+
+def test_a_transient_mongodb_failure_retries_the_record_instead_of_losing_it(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    message = reserved(order["order_id"])
+    repository = orders_api.service().repository
+
+    with mock.patch.object(repository, "apply", side_effect=AutoReconnect("primary stepped down")):
+        assert len(consume(orders, message)) == 1  # reported failed: SQS delivers it again later
+    assert orders.http(*_get(order["order_id"])).body["status"] == "PENDING"
+
+    assert consume(orders, message) == []  # the redelivery
+    assert orders.http(*_get(order["order_id"])).body["status"] == "CONFIRMED"
