@@ -110,7 +110,6 @@ class Resolver:
             return any(self._evaluate(item) for item in node["Fn::Or"])
         raise ValueError(f"Unsupported condition {node}")
 
-
     def _sub(self, spec: str | list[Any]) -> str:
         text, variables = (spec, {}) if isinstance(spec, str) else (spec[0], self.resolve(spec[1]))
 
