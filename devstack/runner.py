@@ -66,7 +66,9 @@ class FunctionRunner:
             if answer is None:  # timed out or died: Lambda discards the container
                 self.stop()
                 return Invocation(False, None, f"Task timed out after {self.spec.timeout} s", self.spec.timeout * 1000)
-            return Invocation(answer["ok"], answer.get("result"), answer.get("error"), answer["duration_ms"])
+            error = answer.get("error")  # first line only: the full traceback is in the function's log
+            first_line = error.splitlines()[0][:200] if error else None
+            return Invocation(answer["ok"], answer.get("result"), first_line, answer["duration_ms"])
 
     def _read_line(self, timeout: float) -> dict[str, Any] | None:
         assert self._process is not None and self._process.stdout is not None

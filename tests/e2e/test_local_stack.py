@@ -185,6 +185,32 @@ def test_poison_message_reaches_its_dead_letter_queue_and_is_redriven(stack: Run
     assert "(not an event)" in stack.log_path.read_text()
 
 
+def test_failing_sns_invocation_is_retried_then_dead_lettered(stack: RunningStack) -> None:
+    """The notifications function gets Lambda's two asynchronous retries, then its DLQ."""
+    sns = boto3.client(
+        "sns",
+        endpoint_url=stack.description["aws_endpoint_url"],
+        region_name="eu-west-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    [topic_arn] = stack.description["topics"].values()
+    attributes = {"event_type": {"DataType": "String", "StringValue": "OrderConfirmed"}}
+    sns.publish(TopicArn=topic_arn, Message="not an event either", MessageAttributes=attributes)
+    sqs = stack.sqs()
+    dead_letter_url = stack.description["queues"]["NotificationsDeadLetterQueue"]["url"]
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        return list(sqs.receive_message(QueueUrl=dead_letter_url, WaitTimeSeconds=1).get("Messages", []))
+
+    [message] = eventually("the failed invocation in the function's dead-letter queue", dead_lettered, timeout=30)
+    assert json.loads(message["Body"])["Records"][0]["Sns"]["Message"] == "not an event either"
+    eventually("the dead-letter log line", lambda: "sent to the dead-letter queue" in stack.log_path.read_text())
+    log = stack.log_path.read_text()
+    assert "retry 1 in 1s" in log
+    assert "retry 2 in 2s" in log
+
+
 def _port_open(url: str) -> bool:
     host, port = url.split("//")[1].split("/", maxsplit=1)[0].split("?", maxsplit=1)[0].split(":")
     with socket.socket() as probe:
