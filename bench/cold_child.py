@@ -4,18 +4,8 @@ import importlib
 import json
 import sys
 import time
-from dataclasses import dataclass
 
-
-@dataclass
-class Context:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+from devstack.worker import LocalContext
 
 
 def main() -> None:
@@ -26,7 +16,7 @@ def main() -> None:
     module_name, _, attribute = handler_path.rpartition(".")
     handler = getattr(importlib.import_module(module_name), attribute)
     imported = time.perf_counter()
-    result = handler(event, Context())
+    result = handler(event, LocalContext.fresh())
     finished = time.perf_counter()
     status = result.get("statusCode") if isinstance(result, dict) else None
     failures = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0

@@ -17,6 +17,7 @@ from pymongo import monitoring
 
 from bench.environment import ROOT, BenchEnvironment
 from bench.paths import PATHS, FunctionPath
+from devstack.worker import LocalContext
 
 
 class MongoTimer(monitoring.CommandListener):
@@ -83,16 +84,6 @@ def quiet() -> Iterator[None]:
         yield
 
 
-class _Context:
-    function_name = "bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 def measure_warm(environment: BenchEnvironment, calls: int) -> list[WarmResult]:
     mongo_timer = MongoTimer()
     monitoring.register(mongo_timer)  # before any client of the services exists
@@ -124,7 +115,7 @@ def _measure_path(
     handler = getattr(importlib.import_module(module_name), attribute)
     for _ in range(max(5, calls // 10)):  # warm-up: first call builds the container's clients
         with quiet():
-            handler(path.make_event(environment), _Context())
+            handler(path.make_event(environment), LocalContext.fresh())
     latencies, commands, mongo, aws = [], [], [], []
     for _ in range(calls):
         event = path.make_event(environment)
@@ -132,7 +123,7 @@ def _measure_path(
         aws_timer.seconds = 0.0
         with quiet():
             started = time.perf_counter()
-            handler(event, _Context())
+            handler(event, LocalContext.fresh())
             latencies.append((time.perf_counter() - started) * 1000)
         commands.append(mongo_timer.local.count)
         mongo.append(mongo_timer.local.micros / 1000)

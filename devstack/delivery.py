@@ -57,7 +57,7 @@ class SqsPoller(threading.Thread):
         ).get("Messages", [])
         if not messages:
             return
-        invocation = self.runner.invoke({"Records": [self._record(message) for message in messages]})
+        invocation = self.runner.invoke({"Records": [sqs_record(message, self.queue["arn"]) for message in messages]})
         if invocation.ok:
             failed = {item["itemIdentifier"] for item in (invocation.result or {}).get("batchItemFailures", [])}
         else:
@@ -76,27 +76,29 @@ class SqsPoller(threading.Thread):
                 f" corr={correlation}",
             )
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "dataType": value["DataType"],
-                "stringListValues": [],
-                "binaryListValues": [],
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """The Lambda SQS event record for one received message, as the event source mapping builds it."""
+    attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "dataType": value["DataType"],
+            "stringListValues": [],
+            "binaryListValues": [],
         }
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": attributes,
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue["arn"],
-            "awsRegion": REGION,
-        }
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
 
 
 class SnsInvoker(threading.Thread):

@@ -31,6 +31,17 @@ class LocalContext:
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
+    @classmethod
+    def fresh(cls, function_name: str = "local", timeout: float = 10.0) -> LocalContext:
+        """A context for one invocation that may run ``timeout`` seconds."""
+        return cls(
+            function_name=function_name,
+            memory_limit_in_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")),
+            invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{function_name}",
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + timeout,
+        )
+
 
 def main() -> None:
     handler_path = sys.argv[1]
@@ -44,13 +55,7 @@ def main() -> None:
     name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
     for line in sys.stdin:
         request = json.loads(line)
-        context = LocalContext(
-            function_name=name,
-            memory_limit_in_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")),
-            invoked_function_arn=f"arn:aws:lambda:eu-west-1:123456789012:function:{name}",
-            aws_request_id=str(uuid.uuid4()),
-            deadline=time.monotonic() + float(request["timeout"]),
-        )
+        context = LocalContext.fresh(name, float(request["timeout"]))
         started = time.perf_counter()
         try:
             result = handler(request["event"], context)

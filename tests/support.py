@@ -16,7 +16,8 @@ from unittest import mock
 import boto3
 from pymongo import monitoring
 
-from devstack.delivery import sns_event
+from devstack.delivery import sns_event, sqs_record
+from devstack.worker import LocalContext
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -57,15 +58,8 @@ def api_event(
     return event
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:test-function"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+def FakeLambdaContext() -> LocalContext:  # noqa: N802 (reads like the context class it stands for)
+    return LocalContext.fresh("test-function")
 
 
 @dataclass
@@ -166,7 +160,8 @@ def deliver(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str
     ).get("Messages", [])
     if not received:
         return 0
-    event = {"Records": [_sqs_record(message, queue_url) for message in received]}
+    queue_arn = f"arn:aws:sqs:eu-west-1:123456789012:{queue_url.rsplit('/', 1)[-1]}"
+    event = {"Records": [sqs_record(message, queue_arn) for message in received]}
     response = runtime.invoke(handler, event)
     failed = set(failed_ids(response))
     for message in received:
@@ -180,29 +175,6 @@ def deliver_all(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict
     while delivered := deliver(queue_url, runtime, handler):
         total += delivered
     return total
-
-
-def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    attributes = {
-        name: {
-            "stringValue": value["StringValue"],
-            "dataType": value["DataType"],
-            "stringListValues": [],
-            "binaryListValues": [],
-        }
-        for name, value in message.get("MessageAttributes", {}).items()
-    }
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": attributes,
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:eu-west-1:123456789012:{queue_url.rsplit('/', 1)[-1]}",
-        "awsRegion": "eu-west-1",
-    }
 
 
 def received_events(queue_url: str) -> list[dict[str, Any]]:
