@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
+
 import boto3
+import pytest
 from pymongo import MongoClient
 
+from devstack.mongod import free_port
 from orders.repository import OrdersRepository
 from shop_common import mongo
 from shop_common.settings import ServiceSettings
@@ -39,3 +47,55 @@ def test_ensuring_indexes_twice_is_harmless(mongo_client: MongoClient) -> None:
         assert "orders_by_user_newest_first" in first
     finally:
         mongo_client.drop_database("index_check")
+
+
+class FakeSecretsExtension(BaseHTTPRequestHandler):
+    """Answers like the AWS Parameters and Secrets Lambda Extension on localhost."""
+
+    secret_string = ""
+    token = ""
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        if self.headers.get("X-Aws-Parameters-Secrets-Token") != self.token or not self.path.startswith(
+            "/secretsmanager/get"
+        ):
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps({"Name": query["secretId"][0], "SecretString": self.secret_string}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_secrets_extension_is_used_when_the_function_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeSecretsExtension.secret_string, FakeSecretsExtension.token = "mongodb://from-extension:27017", "session-1"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSecretsExtension)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
+    settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
+    try:
+        assert mongo.connection_string(settings) == "mongodb://from-extension:27017"
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")  # the extension refuses: fall back
+        with mock.patch("aws_lambda_powertools.utilities.parameters.get_secret", return_value="mongodb://sdk") as sdk:
+            assert mongo.connection_string(settings) == "mongodb://sdk"
+        sdk.assert_called_once()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_the_extension_the_secret_is_read_with_powertools(
+    aws: AwsResources, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(free_port()))  # nothing listens there
+    arn = boto3.client("secretsmanager").create_secret(Name="shop/test/users/uri", SecretString=mongo_uri)["ARN"]
+    settings = ServiceSettings(service_name="users", mongodb_database="d", mongodb_secret_id=arn)
+    assert mongo.connection_string(settings) == mongo_uri
