@@ -15,11 +15,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.request import Request, urlopen
 
 from pymongo import MongoClient
 
 from bench.environment import ROOT
+from devstack.demo import Api
 from devstack.mongod import free_port
 
 
@@ -31,13 +31,6 @@ class EndToEndResult:
     p50_confirm_ms: float
     p95_confirm_ms: float
     raw_inserts_per_second: float
-
-
-def _call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urlopen(request, timeout=30) as response:
-        return response.status, json.loads(response.read())
 
 
 def _raw_insert_rate(uri: str, seconds: float) -> float:
@@ -87,16 +80,14 @@ def measure_end_to_end(orders: int, clients: int) -> EndToEndResult:
 
 
 def _drive(stack: dict[str, Any], orders: int, clients: int) -> EndToEndResult:
-    base = stack["api_url"]
-    _call(base, "PUT", "/inventory/BENCH-1", {"name": "Bench", "unit_price_cents": 100, "available": 1_000_000})
-    user = _call(base, "POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench"})[1]
+    api = Api(stack["api_url"])
+    api.call("PUT", "/inventory/BENCH-1", {"name": "Bench", "unit_price_cents": 100, "available": 1_000_000})
+    user = api.call("POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench"})[1]
+    first_order = {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}]}
     known = time.monotonic() + 30
-    while time.monotonic() < known:  # the orders service learns of the user through its queue
-        try:
-            _call(base, "POST", "/orders", {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}]})
-            break
-        except Exception:
-            time.sleep(0.1)
+    # the orders service learns of the user through its queue: 422 unknown_user until then
+    while api.call("POST", "/orders", first_order)[0] != 201 and time.monotonic() < known:
+        time.sleep(0.1)
     durations: list[float] = []
     lock = threading.Lock()
 
@@ -104,8 +95,8 @@ def _drive(stack: dict[str, Any], orders: int, clients: int) -> EndToEndResult:
         for _ in range(count):
             started = time.perf_counter()
             body = {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}]}
-            order = _call(base, "POST", "/orders", body)[1]
-            while _call(base, "GET", f"/orders/{order['order_id']}")[1]["status"] != "CONFIRMED":
+            order = api.call("POST", "/orders", body)[1]
+            while api.call("GET", f"/orders/{order['order_id']}")[1]["status"] != "CONFIRMED":
                 time.sleep(0.02)
             with lock:
                 durations.append((time.perf_counter() - started) * 1000)

@@ -24,7 +24,7 @@ class Provisioned:
     sender_identities: list[str] = field(default_factory=list)
 
 
-def aws_client(service: str, endpoint_url: str) -> Any:
+def aws_client(service: str, endpoint_url: str | None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
@@ -34,7 +34,8 @@ def aws_client(service: str, endpoint_url: str) -> Any:
     )
 
 
-def provision(template: Template, endpoint_url: str, mongodb_uri: str, prefix: str, fast: bool) -> Provisioned:
+def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, prefix: str, fast: bool) -> Provisioned:
+    """``endpoint_url`` None: the default AWS endpoints (moto's ``mock_aws`` in tests)."""
     sns, sqs = aws_client("sns", endpoint_url), aws_client("sqs", endpoint_url)
     secrets, ses = aws_client("secretsmanager", endpoint_url), aws_client("ses", endpoint_url)
     resolver = Resolver(template.default_parameters(), template.document.get("Conditions", {}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from moto import mock_aws
 from pymongo import MongoClient
 
 from devstack.mongod import MongoServer
+from devstack.provision import provision
+from devstack.template import Template, load_template
 from tests.support import ServiceRuntime
 
 SERVICES = ("users", "orders", "inventory", "notifications")
@@ -60,62 +61,35 @@ class AwsResources:
     dead_letter_queue_urls: dict[str, str]
 
 
-QUEUE_SUBSCRIPTIONS = {
-    "orders": ["InventoryReserved", "InventoryRejected", "UserRegistered"],
-    "inventory": ["OrderPlaced", "OrderCancelled"],
-}
-
-
 @pytest.fixture
-def aws() -> Iterator[AwsResources]:
-    """moto with the topic and the queues subscribed to it, as template.yaml declares them."""
+def aws(mongo_uri: str) -> Iterator[AwsResources]:
+    """moto with every queue, subscription, secret and the topic of template.yaml, created by
+    the local stack's own provisioning, so tests run against the template's filter policies."""
     with mock_aws():
-        sns = boto3.client("sns")
-        sqs = boto3.client("sqs")
-        topic_arn = sns.create_topic(Name="shop-events")["TopicArn"]
-        queue_urls: dict[str, str] = {}
-        dead_letter_urls: dict[str, str] = {}
-        for service, event_types in QUEUE_SUBSCRIPTIONS.items():
-            dlq_url = sqs.create_queue(QueueName=f"{service}-dlq")["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
-            queue_url = sqs.create_queue(
-                QueueName=f"{service}-queue", Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "60"}
-            )["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            sns.subscribe(
-                TopicArn=topic_arn,
-                Protocol="sqs",
-                Endpoint=queue_arn,
-                Attributes={
-                    "RawMessageDelivery": "true",
-                    "FilterPolicyScope": "MessageAttributes",
-                    "FilterPolicy": json.dumps({"event_type": event_types}),
-                },
-            )
-            queue_urls[service] = queue_url
-            dead_letter_urls[service] = dlq_url
+        provisioned = provision(Template(load_template()), None, mongo_uri, prefix="shop-test", fast=False)
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        topic_arn = provisioned.topic_arns["ShopEventsTopic"]
         # A tap on the topic with no filter: tests read every published event from it.
         tap_url = sqs.create_queue(QueueName="all-events-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=tap_arn, Attributes={"RawMessageDelivery": "true"})
-        queue_urls["tap"] = tap_url
-        # moto cannot invoke Lambda: SNS messages for the notifications function wait in a
-        # queue (SNS envelope kept, as Lambda would see it) until a test delivers them.
-        sns_url = sqs.create_queue(QueueName="notifications-sns-deliveries")["QueueUrl"]
-        sns_arn = sqs.get_queue_attributes(QueueUrl=sns_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        notified = ["UserRegistered", "OrderConfirmed", "OrderRejected", "OrderCancelled"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=sns_arn,
-            Attributes={"FilterPolicyScope": "MessageAttributes", "FilterPolicy": json.dumps({"event_type": notified})},
-        )
-        queue_urls["notifications"] = sns_url
         boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
-        yield AwsResources(topic_arn=topic_arn, queue_urls=queue_urls, dead_letter_queue_urls=dead_letter_urls)
+        queues = provisioned.queues
+        yield AwsResources(
+            topic_arn=topic_arn,
+            queue_urls={
+                "orders": queues["OrdersQueue"]["url"],
+                "inventory": queues["InventoryQueue"]["url"],
+                # moto cannot invoke Lambda: the notifications function's SNS messages wait here,
+                # filtered by its subscription, until a test delivers them.
+                "notifications": provisioned.sns_delivery_queues["NotificationsFunction"]["url"],
+                "tap": tap_url,
+            },
+            dead_letter_queue_urls={
+                "orders": queues["OrdersDeadLetterQueue"]["url"],
+                "inventory": queues["InventoryDeadLetterQueue"]["url"],
+            },
+        )
 
 
 def _clear_dependency_caches() -> None:

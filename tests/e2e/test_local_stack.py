@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
 
-import boto3
 import pytest
 from pymongo import MongoClient
 
+from devstack.demo import Api
 from devstack.mongod import free_port
+from devstack.provision import aws_client
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -40,27 +39,10 @@ class RunningStack:
     log_path: Path
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = Request(
-            self.description["api_url"] + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        try:
-            with urlopen(request, timeout=20) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        return Api(self.description["api_url"]).call(method, path, body, headers)
 
     def sqs(self) -> Any:
-        return boto3.client(
-            "sqs",
-            endpoint_url=self.description["aws_endpoint_url"],
-            region_name="eu-west-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return aws_client("sqs", self.description["aws_endpoint_url"])
 
     def devstack(self, *args: str) -> str:
         command = [sys.executable, "-m", "devstack", "--state-dir", str(self.state_dir), *args]
@@ -187,13 +169,7 @@ def test_poison_message_reaches_its_dead_letter_queue_and_is_redriven(stack: Run
 
 def test_failing_sns_invocation_is_retried_then_dead_lettered(stack: RunningStack) -> None:
     """The notifications function gets Lambda's two asynchronous retries, then its DLQ."""
-    sns = boto3.client(
-        "sns",
-        endpoint_url=stack.description["aws_endpoint_url"],
-        region_name="eu-west-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sns = aws_client("sns", stack.description["aws_endpoint_url"])
     [topic_arn] = stack.description["topics"].values()
     attributes = {"event_type": {"DataType": "String", "StringValue": "OrderConfirmed"}}
     sns.publish(TopicArn=topic_arn, Message="not an event either", MessageAttributes=attributes)

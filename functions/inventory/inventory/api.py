@@ -1,15 +1,14 @@
 """Inventory HTTP API (stock administration): ``PUT`` and ``GET /inventory/{sku}``."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from inventory.dependencies import dependencies
 from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView
 from shop_common.clock import utc_now
-from shop_common.http import create_resolver, serve
+from shop_common.http import create_resolver, make_api_handler
 from shop_common.tracing import make_tracer
 
 logger = Logger()
@@ -37,8 +36,4 @@ def get_product(sku: SkuPath) -> ProductView:
     return product.view()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(app, event, context, logger)
+handler = make_api_handler(app, logger, tracer, metrics)

@@ -6,7 +6,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.dependencies import service
 from orders.domain import (
@@ -16,7 +15,7 @@ from orders.domain import (
     OrderPage,
     OrderView,
 )
-from shop_common.http import create_resolver, serve
+from shop_common.http import create_resolver, make_api_handler
 from shop_common.tracing import make_tracer
 
 logger = Logger()
@@ -73,8 +72,4 @@ def cancel_order(order_id: str) -> OrderView:
     return order.view()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(app, event, context, logger)
+handler = make_api_handler(app, logger, tracer, metrics)

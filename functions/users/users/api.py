@@ -1,14 +1,11 @@
 """Users HTTP API: ``POST /users`` and ``GET /users/{user_id}``."""
 
-from typing import Any
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shop_common.clock import utc_now
-from shop_common.http import create_resolver, serve
+from shop_common.http import create_resolver, make_api_handler
 from shop_common.tracing import make_tracer
 from users.dependencies import dependencies
 from users.domain import NewUser, UserNotFound, UserView, register
@@ -40,8 +37,4 @@ def get_user(user_id: str) -> UserView:
     return user.view()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return serve(app, event, context, logger)
+handler = make_api_handler(app, logger, tracer, metrics)

@@ -8,11 +8,13 @@ errors map by category, and anything unexpected is a logged 500 with a generic b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shop_common.errors import Conflict, DomainError, NotFound, Unprocessable
 
@@ -118,9 +120,20 @@ def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
-def serve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, logger: Logger) -> dict[str, Any]:
-    """One API Gateway request: correlation id into every log line, size limit, routing."""
-    correlation_id = correlation_id_of(event)
-    logger.set_correlation_id(correlation_id)
-    response = oversized_body_response(event) or app.resolve(as_json_request(event), context)
-    return with_correlation_header(response, correlation_id)
+ApiHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, metrics: Metrics) -> ApiHandler:
+    """The Lambda handler of an API function: Powertools logging, tracing and metrics around
+    one request, whose correlation id goes into every log line, size limit, then routing."""
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        correlation_id = correlation_id_of(event)
+        logger.set_correlation_id(correlation_id)
+        response = oversized_body_response(event) or app.resolve(as_json_request(event), context)
+        return with_correlation_header(response, correlation_id)
+
+    return handler
