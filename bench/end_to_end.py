@@ -83,7 +83,11 @@ def _drive(stack: dict[str, Any], orders: int, clients: int) -> EndToEndResult:
     api = Api(stack["api_url"])
     api.call("PUT", "/inventory/BENCH-1", {"name": "Bench", "unit_price_cents": 100, "available": 1_000_000})
     user = api.call("POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench"})[1]
-    first_order = {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}]}
+    first_order = {
+        "user_id": user["user_id"],
+        "items": [{"sku": "BENCH-1", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    }
     known = time.monotonic() + 30
     # the orders service learns of the user through its queue: 422 unknown_user until then
     while api.call("POST", "/orders", first_order)[0] != 201 and time.monotonic() < known:
@@ -94,7 +98,11 @@ def _drive(stack: dict[str, Any], orders: int, clients: int) -> EndToEndResult:
     def client(count: int) -> None:
         for _ in range(count):
             started = time.perf_counter()
-            body = {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}]}
+            body = {
+                "user_id": user["user_id"],
+                "items": [{"sku": "BENCH-1", "quantity": 1}],
+                "payment_method": "pm_card_visa",
+            }
             order = api.call("POST", "/orders", body)[1]
             while api.call("GET", f"/orders/{order['order_id']}")[1]["status"] != "CONFIRMED":
                 time.sleep(0.02)

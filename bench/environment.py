@@ -62,6 +62,7 @@ class BenchEnvironment:
                     "_id": ORDER_ID if index == 0 else str(uuid.uuid4()),
                     "user_id": USER_ID,
                     "items": [{"sku": "BOOK-1", "quantity": 1}],
+                    "payment_method": "pm_card_visa",
                     "status": "PENDING",
                     "reason": None,
                     "total_cents": None,

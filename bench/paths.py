@@ -82,7 +82,11 @@ class FunctionPath:
 
 def _placed() -> str:
     items = [{"sku": "BOOK-1", "quantity": 1}]
-    return _envelope("OrderPlaced", "orders", {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "items": items})
+    return _envelope(
+        "OrderPlaced",
+        "orders",
+        {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "items": items, "payment_method": "pm_card_visa"},
+    )
 
 
 def _reserved(env: BenchEnvironment) -> dict[str, Any]:
@@ -111,7 +115,8 @@ PATHS = [
     FunctionPath("GET /users/{id}/orders", "orders", "orders.api.handler", True,
                  lambda _: _api("api-orders-list", path_params={"user_id": USER_ID}, path=f"/users/{USER_ID}/orders")),
     FunctionPath("POST /orders", "orders", "orders.api.handler", False,  # no Idempotency-Key
-                 lambda _: _api("api-orders-create", {"user_id": USER_ID, "items": [{"sku": "PEN-7", "quantity": 1}]})),
+                 lambda _: _api("api-orders-create", {"user_id": USER_ID, "items": [{"sku": "PEN-7", "quantity": 1}],
+                                                     "payment_method": "pm_card_visa"})),
     FunctionPath("orders consumer (UserRegistered)", "orders", "orders.consumer.handler", True,
                  lambda _: _sqs("sqs-orders-batch", _envelope("UserRegistered", "users",
                               {"user_id": str(uuid.uuid4()), "email": "x@example.com", "name": "X"}))),

@@ -73,7 +73,7 @@ def run_demo(stack: dict[str, Any]) -> int:
 
     def place(items: list[dict[str, Any]]) -> dict[str, Any]:
         key = str(uuid.uuid4())
-        body = {"user_id": user["user_id"], "items": items}
+        body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
 
         # Until the orders service has seen UserRegistered it answers 422 unknown_user; a 4xx
         # stores nothing under the Idempotency-Key, so the same key can safely be retried.

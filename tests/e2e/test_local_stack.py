@@ -91,7 +91,7 @@ def test_saga_over_http(stack: RunningStack) -> None:
     assert (status, again) == (200, user)
 
     def place(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
-        body = {"user_id": user["user_id"], "items": items}
+        body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
         found = eventually(
             "the orders service to learn of the user",
             lambda: (r := stack.call("POST", "/orders", body, {"Idempotency-Key": key}))[0] == 201 and r[1],

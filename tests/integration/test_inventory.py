@@ -42,7 +42,12 @@ def get(inventory: ServiceRuntime, sku: str) -> Any:
 
 
 def order_event(event_type: str, order_id: str, items: list[dict[str, Any]]) -> str:
-    return envelope(event_type, "orders", {"order_id": order_id, "user_id": "u1", "items": items}, "corr-inv")
+    return envelope(
+        event_type,
+        "orders",
+        {"order_id": order_id, "user_id": "u1", "items": items, "payment_method": "pm_card_visa"},
+        "corr-inv",
+    )
 
 
 def placed(order_id: str, items: list[dict[str, Any]]) -> str:

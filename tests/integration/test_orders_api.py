@@ -31,7 +31,7 @@ def register_user(runtimes: dict[str, ServiceRuntime], aws: AwsResources, email:
 
 def place(orders: ServiceRuntime, user_id: str, items: list[dict[str, Any]] = ITEMS, key: str | None = None) -> Any:
     headers = {"Idempotency-Key": key} if key else {}
-    event = api_event("api-orders-create", body={"user_id": user_id, "items": items})
+    event = api_event("api-orders-create", body={"user_id": user_id, "items": items, "payment_method": "pm_card_visa"})
     if not key:
         event["headers"].pop("Idempotency-Key")
         event["multiValueHeaders"].pop("Idempotency-Key")
@@ -67,6 +67,7 @@ def test_place_order_is_201_pending_and_announced(
     assert order["user_id"] == user_id
     assert order["items"] == ITEMS
     assert order["total_cents"] is None
+    assert order["payment_status"] is None
     assert order["reason"] is None
     assert order["created_at"] == order["updated_at"]
     assert [entry["status"] for entry in order["history"]] == ["PENDING"]
@@ -75,7 +76,12 @@ def test_place_order_is_201_pending_and_announced(
     assert event["event_type"] == "OrderPlaced"
     assert event["source"] == "orders"
     assert event["correlation_id"] == response.headers["X-Correlation-Id"]
-    assert event["data"] == {"order_id": order["order_id"], "user_id": user_id, "items": ITEMS}
+    assert event["data"] == {
+        "order_id": order["order_id"],
+        "user_id": user_id,
+        "items": ITEMS,
+        "payment_method": "pm_card_visa",
+    }
 
 
 def test_order_for_unknown_user_is_422_unknown_user(
@@ -87,22 +93,30 @@ def test_order_for_unknown_user_is_422_unknown_user(
     assert orders_db(mongo_client, runtimes["orders"])["orders"].count_documents({}) == 0
 
 
+PM = {"payment_method": "pm_card_visa"}
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        {"user_id": "u", "items": []},
-        {"user_id": "u", "items": [{"sku": f"S{i}", "quantity": 1} for i in range(51)]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": 0}]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": 1001}]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": "2"}]},
-        {"user_id": "u", "items": [{"sku": "A B", "quantity": 1}]},
-        {"user_id": "u", "items": [{"sku": "A" * 65, "quantity": 1}]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": 1, "price": 1}]},
-        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "status": "CONFIRMED"},
-        {"user_id": {"$gt": ""}, "items": [{"sku": "A", "quantity": 1}]},
-        {"user_id": "u", "items": [{"sku": {"$ne": None}, "quantity": 1}]},
-        {"items": [{"sku": "A", "quantity": 1}]},
+        {"user_id": "u", "items": [], **PM},
+        {"user_id": "u", "items": [{"sku": f"S{i}", "quantity": 1} for i in range(51)], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 0}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1001}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": "2"}], **PM},
+        {"user_id": "u", "items": [{"sku": "A B", "quantity": 1}], **PM},
+        {"user_id": "u", "items": [{"sku": "A" * 65, "quantity": 1}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1, "price": 1}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "status": "CONFIRMED", **PM},
+        {"user_id": {"$gt": ""}, "items": [{"sku": "A", "quantity": 1}], **PM},
+        {"user_id": "u", "items": [{"sku": {"$ne": None}, "quantity": 1}], **PM},
+        {"items": [{"sku": "A", "quantity": 1}], **PM},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}]},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment_method": ""},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment_method": "4242 4242 4242 4242"},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment_method": "pm_" + "x" * 253},
+        {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment_method": {"$gt": ""}},
     ],
 )
 def test_invalid_orders_are_422_validation_error(

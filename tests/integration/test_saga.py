@@ -75,7 +75,7 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
             orders_api.handler,
             api_event(
                 "api-orders-create",
-                body={"user_id": user["user_id"], "items": items},
+                body={"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"},
                 headers={"X-Correlation-Id": "flow-1"},
             ),
         )
@@ -97,7 +97,7 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
             orders_api.handler,
             api_event(
                 "api-orders-create",
-                body={"user_id": user["user_id"], "items": too_many},
+                body={"user_id": user["user_id"], "items": too_many, "payment_method": "pm_card_visa"},
                 headers={"Idempotency-Key": "k-2"},
             ),
         )

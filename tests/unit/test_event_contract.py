@@ -36,6 +36,9 @@ ALL_EVENT_MODELS: list[type[events.EventEnvelope]] = [
     events.OrderCancelled,
     events.InventoryReserved,
     events.InventoryRejected,
+    events.PaymentSucceeded,
+    events.PaymentFailed,
+    events.PaymentRefunded,
     events.OrderConfirmed,
     events.OrderRejected,
 ]
@@ -57,7 +60,12 @@ def test_event_fields_match_the_contract(event_type: str) -> None:
 
 SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "UserRegistered": {"user_id": "u1", "email": "a@example.com", "name": "A"},
-    "OrderPlaced": {"order_id": "o1", "user_id": "u1", "items": [{"sku": "A", "quantity": 1}]},
+    "OrderPlaced": {
+        "order_id": "o1",
+        "user_id": "u1",
+        "items": [{"sku": "A", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    },
     "OrderCancelled": {"order_id": "o1", "user_id": "u1", "items": [{"sku": "A", "quantity": 1}]},
     "InventoryReserved": {
         "order_id": "o1",
@@ -69,6 +77,9 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "reason": "no A",
         "unavailable": [{"sku": "A", "requested": 1, "available": 0}],
     },
+    "PaymentSucceeded": {"order_id": "o1", "payment_id": "pi_1", "amount_cents": 5, "currency": "usd"},
+    "PaymentFailed": {"order_id": "o1", "reason": "Your card was declined.", "decline_code": "generic_decline"},
+    "PaymentRefunded": {"order_id": "o1", "refund_id": "re_1", "amount_cents": 5, "currency": "usd"},
     "OrderConfirmed": {"order_id": "o1", "user_id": "u1", "total_cents": 5},
     "OrderRejected": {"order_id": "o1", "user_id": "u1", "reason": "no A"},
 }
@@ -85,8 +96,15 @@ def test_new_events_round_trip_with_their_source_and_version(event_type: str) ->
 
     assert parsed == event
     assert (parsed.event_version, parsed.correlation_id) == (1, "corr-1")
-    expected_source = (
-        "users" if event_type == "UserRegistered" else "inventory" if "Inventory" in event_type else "orders"
+    expected_source = next(
+        source
+        for prefix, source in (
+            ("User", "users"),
+            ("Inventory", "inventory"),
+            ("Payment", "payments"),
+            ("Order", "orders"),
+        )
+        if event_type.startswith(prefix)
     )
     assert parsed.source == expected_source
 
@@ -115,7 +133,12 @@ def envelope(**changes: Any) -> str:
         envelope(data={**SAMPLE_DATA["OrderConfirmed"], "total_cents": -1}),
         envelope(occurred_at="yesterday"),
         envelope(occurred_at="2026-11-23T05:00:00"),  # no timezone
-        envelope(source="payments"),
+        envelope(source="billing"),
+        envelope(
+            event_type="PaymentSucceeded",
+            source="payments",
+            data={**SAMPLE_DATA["PaymentSucceeded"], "currency": "US$"},
+        ),
     ],
 )
 def test_invalid_events_are_refused(body: str) -> None:

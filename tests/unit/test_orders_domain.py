@@ -16,7 +16,13 @@ LATER = NOW + timedelta(seconds=5)
 
 
 def pending_order() -> domain.Order:
-    order, _ = domain.place_order(NewOrder(user_id="u1", items=[{"sku": "A", "quantity": 2}]), "c1", NOW)  # type: ignore[list-item]
+    order, _ = domain.place_order(
+        NewOrder.model_validate(
+            {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}], "payment_method": "pm_card_visa"}
+        ),
+        "c1",
+        NOW,
+    )
     return order
 
 
@@ -27,7 +33,13 @@ REJECTION = InventoryRejectedData(order_id="o", reason="No A left.", unavailable
 
 
 def test_placing_makes_a_pending_order_and_its_order_placed_event() -> None:
-    order, event = domain.place_order(NewOrder(user_id="u1", items=[{"sku": "A", "quantity": 2}]), "c1", NOW)  # type: ignore[list-item]
+    order, event = domain.place_order(
+        NewOrder.model_validate(
+            {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}], "payment_method": "pm_card_visa"}
+        ),
+        "c1",
+        NOW,
+    )
     assert order.status is OrderStatus.PENDING
     assert (order.total_cents, order.reason) == (None, None)
     assert [entry.status for entry in order.history] == [OrderStatus.PENDING]
@@ -92,4 +104,4 @@ def test_cursor_round_trip_and_garbage() -> None:
 )
 def test_new_order_validation(items: list[dict[str, object]]) -> None:
     with pytest.raises(ValidationError):
-        NewOrder.model_validate({"user_id": "u1", "items": items})
+        NewOrder.model_validate({"user_id": "u1", "items": items, "payment_method": "pm_card_visa"})

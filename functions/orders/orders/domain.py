@@ -26,6 +26,7 @@ from shop_common.events import (
     OrderPlacedData,
     OrderRejected,
     OrderRejectedData,
+    PaymentMethod,
     Quantity,
     Sku,
     new_event,
@@ -85,6 +86,7 @@ class NewOrder(BaseModel):
 
     user_id: UserId
     items: list[NewOrderItem] = Field(min_length=1, max_length=50)
+    payment_method: PaymentMethod
 
     @field_validator("items")
     @classmethod
@@ -94,6 +96,12 @@ class NewOrder(BaseModel):
         if duplicates:
             raise ValueError(f"each sku may appear once; repeated: {', '.join(duplicates)}")
         return items
+
+
+class PaymentStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUNDED = "refunded"
 
 
 class StatusChange(BaseModel):
@@ -111,6 +119,7 @@ class OrderView(BaseModel):
     status: OrderStatus
     reason: str | None
     total_cents: int | None
+    payment_status: PaymentStatus | None
     created_at: str
     updated_at: str
     history: list[StatusChange]
@@ -133,11 +142,13 @@ class Order:
     order_id: str
     user_id: str
     items: tuple[OrderLine, ...]
+    payment_method: str
     status: OrderStatus
     created_at: datetime
     updated_at: datetime
     reason: str | None = None
     total_cents: int | None = None
+    payment_status: PaymentStatus | None = None
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
 
     def view(self) -> OrderView:
@@ -148,6 +159,7 @@ class Order:
             status=self.status,
             reason=self.reason,
             total_cents=self.total_cents,
+            payment_status=self.payment_status,
             created_at=iso(self.created_at),
             updated_at=iso(self.updated_at),
             history=[
@@ -171,12 +183,15 @@ def place_order(request: NewOrder, correlation_id: str, now: datetime) -> tuple[
         order_id=new_id(),
         user_id=request.user_id,
         items=items,
+        payment_method=request.payment_method,
         status=OrderStatus.PENDING,
         created_at=now,
         updated_at=now,
         history=(HistoryEntry(OrderStatus.PENDING, now),),
     )
-    data = OrderPlacedData(order_id=order.order_id, user_id=order.user_id, items=list(items))
+    data = OrderPlacedData(
+        order_id=order.order_id, user_id=order.user_id, items=list(items), payment_method=order.payment_method
+    )
     return order, new_event(OrderPlaced, data, correlation_id, occurred_at=now)
 
 

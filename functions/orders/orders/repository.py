@@ -8,7 +8,7 @@ from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, Transition
+from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, PaymentStatus, Transition
 from shop_common.events import OrderLine, OrderPlaced
 from shop_common.idempotency_ttl import ensure_idempotency_indexes
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
@@ -95,6 +95,7 @@ def _to_document(order: Order) -> dict[str, Any]:
         "_id": order.order_id,
         "user_id": order.user_id,
         "items": [line.model_dump() for line in order.items],
+        "payment_method": order.payment_method,
         "status": order.status.value,
         "reason": order.reason,
         "total_cents": order.total_cents,
@@ -109,9 +110,11 @@ def _to_order(document: dict[str, Any]) -> Order:
         order_id=document["_id"],
         user_id=document["user_id"],
         items=tuple(OrderLine(**line) for line in document["items"]),
+        payment_method=document["payment_method"],
         status=OrderStatus(document["status"]),
         reason=document.get("reason"),
         total_cents=document.get("total_cents"),
+        payment_status=PaymentStatus(document["payment_status"]) if document.get("payment_status") else None,
         created_at=document["created_at"],
         updated_at=document["updated_at"],
         history=tuple(

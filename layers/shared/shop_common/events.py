@@ -1,4 +1,5 @@
-"""The event envelope and every event of the contract (version 1), as pydantic models.
+"""The event envelope and every event of the contract (contract version 2; every event is at
+event_version 1), as pydantic models.
 
 Producers build events with :func:`new_event`; consumers parse with ``DomainEvent``
 (a union discriminated by ``event_type``). An unknown type, an unknown version or a
@@ -20,7 +21,10 @@ from shop_common.clock import utc_now
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1000)]
 Cents = Annotated[int, Field(strict=True, ge=0)]
-Source = Literal["users", "orders", "inventory"]
+# A payment method id the provider issued to the client (e.g. Stripe's pm_...), never card data.
+PaymentMethod = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
+Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[a-z]{3}$")]
+Source = Literal["users", "orders", "inventory", "payments"]
 
 
 class _Model(BaseModel):
@@ -54,10 +58,13 @@ class OrderPlacedData(_Model):
     order_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
     items: list[OrderLine] = Field(min_length=1, max_length=50)
+    payment_method: PaymentMethod
 
 
-class OrderCancelledData(OrderPlacedData):
-    pass
+class OrderCancelledData(_Model):
+    order_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1)
+    items: list[OrderLine] = Field(min_length=1, max_length=50)
 
 
 class InventoryReservedData(_Model):
@@ -70,6 +77,26 @@ class InventoryRejectedData(_Model):
     order_id: str = Field(min_length=1)
     reason: str = Field(min_length=1)
     unavailable: list[Shortage]
+
+
+class PaymentSucceededData(_Model):
+    order_id: str = Field(min_length=1)
+    payment_id: str = Field(min_length=1)
+    amount_cents: Cents
+    currency: Currency
+
+
+class PaymentFailedData(_Model):
+    order_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    decline_code: str | None  # the provider's decline code; null when the card was not declined as such
+
+
+class PaymentRefundedData(_Model):
+    order_id: str = Field(min_length=1)
+    refund_id: str = Field(min_length=1)
+    amount_cents: Cents
+    currency: Currency
 
 
 class OrderConfirmedData(_Model):
@@ -119,6 +146,21 @@ class InventoryRejected(EventEnvelope):
     data: InventoryRejectedData
 
 
+class PaymentSucceeded(EventEnvelope):
+    event_type: Literal["PaymentSucceeded"]
+    data: PaymentSucceededData
+
+
+class PaymentFailed(EventEnvelope):
+    event_type: Literal["PaymentFailed"]
+    data: PaymentFailedData
+
+
+class PaymentRefunded(EventEnvelope):
+    event_type: Literal["PaymentRefunded"]
+    data: PaymentRefundedData
+
+
 class OrderConfirmed(EventEnvelope):
     event_type: Literal["OrderConfirmed"]
     data: OrderConfirmedData
@@ -135,6 +177,9 @@ DomainEvent = Annotated[
     | OrderCancelled
     | InventoryReserved
     | InventoryRejected
+    | PaymentSucceeded
+    | PaymentFailed
+    | PaymentRefunded
     | OrderConfirmed
     | OrderRejected,
     Field(discriminator="event_type"),
@@ -149,6 +194,9 @@ EVENT_SOURCES: dict[str, Source] = {
     "OrderRejected": "orders",
     "InventoryReserved": "inventory",
     "InventoryRejected": "inventory",
+    "PaymentSucceeded": "payments",
+    "PaymentFailed": "payments",
+    "PaymentRefunded": "payments",
 }
 
 EventT = TypeVar("EventT", bound=EventEnvelope)
