@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -249,6 +250,68 @@ def test_bad_limit_or_cursor_is_422(runtimes: dict[str, ServiceRuntime], query: 
     response = list_page(runtimes["orders"], "u1", **query)
     assert response.status == 422
     assert response.body["code"] == "validation_error"
+
+
+def cursor_of(content: dict[str, Any]) -> str:
+    """A cursor in the format the API issues: unpadded URL-safe base64 of compact JSON."""
+    raw = json.dumps(content, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_paging_through_25_orders_yields_each_once_newest_first(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, user_id: str
+) -> None:
+    orders = runtimes["orders"]
+    for i in range(25):
+        place(orders, user_id, items=[{"sku": f"S{i}", "quantity": 1}])
+    collection = orders_db(mongo_client, orders)["orders"]
+    # Orders placed in the same millisecond tie on created_at: make ties straddle page boundaries.
+    ids = [document["_id"] for document in collection.find({}, {"_id": 1}).sort("created_at", -1)]
+    tied_at = collection.find_one({"_id": ids[10]})["created_at"]
+    collection.update_many({"_id": {"$in": ids[8:13]}}, {"$set": {"created_at": tied_at}})
+    newest_first = [
+        document["_id"] for document in collection.find({}, {"_id": 1}).sort([("created_at", -1), ("_id", -1)])
+    ]
+
+    pages = [list_page(orders, user_id, limit="10")]
+    while pages[-1].body["next_cursor"]:
+        pages.append(list_page(orders, user_id, limit="10", cursor=pages[-1].body["next_cursor"]))
+
+    assert [len(page.body["orders"]) for page in pages] == [10, 10, 5]
+    assert [order["order_id"] for page in pages for order in page.body["orders"]] == newest_first
+
+
+def test_cursors_the_server_did_not_issue_are_422(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, user_id: str
+) -> None:
+    orders = runtimes["orders"]
+    for _ in range(3):
+        place(orders, user_id)
+    first = list_page(orders, user_id, limit="1").body
+    issued = first["next_cursor"]
+    last = first["orders"][0]
+    other_user = register_user(runtimes, aws, email="bob@example.com")
+    place(orders, other_user)
+    others_cursor = list_page(orders, other_user, limit="1").body["orders"][0]
+
+    forged = [
+        cursor_of({"t": "0001-01-01T00:00:00+05:00", "id": last["order_id"]}),
+        cursor_of({"t": "9999-12-31T23:59:59-05:00", "id": last["order_id"]}),
+        cursor_of({"t": "0001-01-01T00:00:00+05:00", "id": "no-such-order"}),
+        cursor_of({"t": "9999-12-31T23:59:59-05:00", "id": "no-such-order"}),
+        cursor_of({"t": "2026-01-01T00:00:00Z", "id": last["order_id"]}),
+        cursor_of({"t": last["created_at"], "id": "no-such-order"}),
+        cursor_of({"t": last["created_at"], "id": {"$gt": ""}}),
+        cursor_of({"t": others_cursor["created_at"], "id": others_cursor["order_id"]}),  # another user's order
+        cursor_of({"t": last["created_at"]}),
+        issued[:-2],
+        "!!!",
+    ]
+    for cursor in forged:
+        response = list_page(orders, user_id, limit="1", cursor=cursor)
+        assert (response.status, response.body["code"], cursor) == (422, "validation_error", cursor)
+    assert list_page(orders, other_user, cursor=issued).status == 422  # a cursor is its user's only
+    assert list_page(orders, user_id, limit="1", cursor=issued).status == 200
 
 
 def cancel(orders: ServiceRuntime, order_id: str) -> Any:

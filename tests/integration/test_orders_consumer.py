@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -11,6 +13,7 @@ from pymongo.errors import AutoReconnect
 
 from orders import api as orders_api
 from orders import consumer as orders_consumer
+from shop_common.events import InventoryReservedData
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import ITEMS, cancel, place, register_user
 from tests.support import ServiceRuntime, api_event, envelope, failed_ids, received_events, sample_event, sqs_batch
@@ -156,3 +159,93 @@ def test_a_transient_mongodb_failure_retries_the_record_instead_of_losing_it(
 
     assert consume(orders, message) == []  # the redelivery
     assert orders.http(*_get(order["order_id"])).body["status"] == "CONFIRMED"
+
+
+def test_a_cancel_decided_before_a_confirm_landed_keeps_the_confirmation(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    """The cancel reads PENDING, the confirm lands, then the cancel writes: it must notice
+    the order changed since it read it, re-read, and cancel the confirmed order."""
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    service = orders_api.service()
+    read_order = service.repository.get
+    confirm_landed = False
+
+    def read_then_let_the_confirm_land(order_id: str) -> Any:
+        nonlocal confirm_landed
+        read = read_order(order_id)
+        if not confirm_landed:
+            confirm_landed = True
+            assert consume(orders, reserved(order_id)) == []
+        return read
+
+    with mock.patch.object(service.repository, "get", side_effect=read_then_let_the_confirm_land):
+        cancelled = cancel(orders, order["order_id"])
+
+    stored = orders.http(*_get(order["order_id"])).body
+    assert cancelled.status == 200
+    assert cancelled.body == stored
+    assert (stored["status"], stored["total_cents"]) == ("CANCELLED", 5199)
+    assert [entry["status"] for entry in stored["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
+    published = [event["event_type"] for event in received_events(aws.queue_urls["tap"])]
+    assert (published.count("OrderConfirmed"), published.count("OrderCancelled")) == (1, 1)
+
+
+def test_an_order_stored_before_versions_existed_still_moves_through_its_lifecycle(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    collection = mongo_client[orders.env["MONGODB_DATABASE"]]["orders"]
+    collection.update_one({"_id": order["order_id"]}, {"$unset": {"version": ""}})
+
+    assert consume(orders, reserved(order["order_id"])) == []
+    assert cancel(orders, order["order_id"]).body["status"] == "CANCELLED"
+
+    stored = collection.find_one({"_id": order["order_id"]})
+    assert stored is not None
+    assert (stored["status"], stored["total_cents"], stored["version"]) == ("CANCELLED", 5199, 2)
+
+
+def test_confirms_and_cancels_racing_in_threads_never_lose_a_write(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    user_id = register_user(runtimes, aws)
+    order_ids = [place(orders, user_id).body["order_id"] for _ in range(12)]
+    service = orders_api.service()
+    start = threading.Barrier(2 * len(order_ids))
+
+    def confirm(order_id: str) -> None:
+        start.wait()
+        service.record_reservation(InventoryReservedData.model_validate(json.loads(reserved(order_id))["data"]), "c")
+
+    def cancel_it(order_id: str) -> None:
+        start.wait()
+        service.cancel(order_id, "c")
+
+    run_in_threads([(work, order_id) for order_id in order_ids for work in (confirm, cancel_it)])
+
+    for order_id in order_ids:
+        stored = orders.http(*_get(order_id)).body
+        statuses = [entry["status"] for entry in stored["history"]]
+        assert statuses in (["PENDING", "CANCELLED"], ["PENDING", "CONFIRMED", "CANCELLED"])
+        assert stored["total_cents"] == (5199 if "CONFIRMED" in statuses else None)
+
+
+def run_in_threads(calls: list[tuple[Callable[[str], None], str]]) -> None:
+    errors: list[BaseException] = []
+
+    def guarded(work: Callable[[str], None], order_id: str) -> None:
+        try:
+            work(order_id)
+        except BaseException as error:  # surfaced below, so a thread cannot fail silently
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -15,14 +16,13 @@ NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
 
 
+REQUEST = NewOrder.model_validate(
+    {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}], "payment_method": "pm_x"}
+)
+
+
 def pending_order() -> domain.Order:
-    order, _ = domain.place_order(
-        NewOrder.model_validate(
-            {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}], "payment_method": "pm_card_visa"}
-        ),
-        "c1",
-        NOW,
-    )
+    order, _ = domain.place_order(REQUEST, "o-1", "c1", NOW)
     return order
 
 
@@ -33,14 +33,8 @@ REJECTION = InventoryRejectedData(order_id="o", reason="No A left.", unavailable
 
 
 def test_placing_makes_a_pending_order_and_its_order_placed_event() -> None:
-    order, event = domain.place_order(
-        NewOrder.model_validate(
-            {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}], "payment_method": "pm_card_visa"}
-        ),
-        "c1",
-        NOW,
-    )
-    assert order.status is OrderStatus.PENDING
+    order, event = domain.place_order(REQUEST, "o-1", "c1", NOW)
+    assert (order.order_id, order.status, order.version) == ("o-1", OrderStatus.PENDING, 0)
     assert (order.total_cents, order.reason) == (None, None)
     assert [entry.status for entry in order.history] == [OrderStatus.PENDING]
     assert event.data.order_id == order.order_id
@@ -54,7 +48,7 @@ def test_confirm_sets_total_and_history_once() -> None:
     assert transition.order.total_cents == 300
     assert transition.order.updated_at == LATER
     assert [entry.status for entry in transition.order.history] == [OrderStatus.PENDING, OrderStatus.CONFIRMED]
-    assert transition.from_statuses == {OrderStatus.PENDING}
+    assert (transition.from_version, transition.order.version) == (0, 1)
     assert transition.event.event_type == "OrderConfirmed"
     assert domain.confirm(transition.order, RESERVATION, "c2", LATER) is None
 
@@ -77,6 +71,8 @@ def test_cancel_from_pending_or_confirmed_then_no_op(first: str) -> None:
     transition = domain.cancel(order, "c3", LATER)
     assert transition is not None
     assert transition.order.status is OrderStatus.CANCELLED
+    assert transition.order.total_cents == order.total_cents
+    assert (transition.from_version, transition.order.version) == (order.version, order.version + 1)
     assert isinstance(transition.event.data, OrderCancelledData)
     assert transition.event.data.items == list(order.items)
     assert domain.cancel(transition.order, "c3", LATER) is None
@@ -96,6 +92,48 @@ def test_cursor_round_trip_and_garbage() -> None:
     for garbage in ["", "!!!", "e30", "eyJ0IjoxfQ", domain.encode_cursor(position)[:-3] + "A"]:
         with pytest.raises(domain.InvalidCursor):
             domain.decode_cursor(garbage)
+
+
+def test_a_cursor_counts_only_if_it_names_a_listed_order_at_its_stored_position() -> None:
+    stored = PagePosition(created_at=NOW, order_id="o-1")
+    same_instant_elsewhere = PagePosition(NOW.astimezone(timezone(timedelta(hours=5))), "o-1")
+    assert domain.check_cursor(stored, stored) is stored
+    assert domain.check_cursor(same_instant_elsewhere, stored) is stored
+    for claimed, actual in [
+        (PagePosition(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))), "o-1"), stored),
+        (PagePosition(LATER, "o-1"), stored),
+        (stored, None),  # no such order in this list (another user's, or none at all)
+    ]:
+        with pytest.raises(domain.InvalidCursor):
+            domain.check_cursor(claimed, actual)
+
+
+def test_an_idempotency_key_derives_one_order_id_per_scope_and_key() -> None:
+    key = domain.IdempotencyKey(scope="global", key="k-1")
+    assert key.order_id() == domain.IdempotencyKey("global", "k-1").order_id()
+    assert str(uuid.UUID(key.order_id())) == key.order_id()
+    others = [
+        domain.IdempotencyKey("global", "k-2"),
+        domain.IdempotencyKey("caller-b", "k-1"),
+        domain.IdempotencyKey("a", "b c"),
+        domain.IdempotencyKey("a b", "c"),
+    ]
+    assert len({key.order_id(), *(other.order_id() for other in others)}) == 5
+
+
+def test_a_replay_returns_the_placed_order_only_for_the_same_request() -> None:
+    placed = pending_order()
+    assert domain.replay(placed, REQUEST) is placed
+    body = REQUEST.model_dump()
+    for different in [
+        {**body, "user_id": "u2"},
+        {**body, "payment_method": "pm_y"},
+        {**body, "items": [{"sku": "A", "quantity": 3}, {"sku": "B", "quantity": 1}]},
+        {**body, "items": [{"sku": "A", "quantity": 2}]},
+        {**body, "items": list(reversed(body["items"]))},
+    ]:
+        with pytest.raises(domain.IdempotencyKeyReused):
+            domain.replay(placed, NewOrder.model_validate(different))
 
 
 @pytest.mark.parametrize(

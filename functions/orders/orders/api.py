@@ -11,6 +11,7 @@ from orders.dependencies import service
 from orders.domain import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    IdempotencyKey,
     NewOrder,
     OrderPage,
     OrderView,
@@ -23,11 +24,13 @@ tracer = make_tracer()
 metrics = Metrics()
 app = create_resolver()
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+# Keys are global today; scoping them per caller means passing the caller's id here instead.
+GLOBAL_KEY_SCOPE = "global"
 
 
-def _place(body: dict[str, Any]) -> dict[str, Any]:
-    order = service().place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown")
+def _place(body: dict[str, Any], idempotency_key: IdempotencyKey | None = None) -> dict[str, Any]:
+    order = service().place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown", idempotency_key)
     metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
     logger.info("Order placed", extra={"order_id": order.order_id, "user_id": order.user_id})
     return order.view().model_dump(mode="json")
@@ -35,14 +38,14 @@ def _place(body: dict[str, Any]) -> dict[str, Any]:
 
 @app.post("/orders")
 @tracer.capture_method
-def create_order(new_order: NewOrder, idempotency_key: IdempotencyKey = None) -> Response[OrderView]:
+def create_order(new_order: NewOrder, idempotency_key: IdempotencyKeyHeader = None) -> Response[OrderView]:
     body = new_order.model_dump(mode="json")
     if idempotency_key is None:
         stored = _place(body)
     else:
         from orders.idempotency import place_once
 
-        stored = place_once(idempotency_key, body, _place, app.lambda_context)
+        stored = place_once(IdempotencyKey(GLOBAL_KEY_SCOPE, idempotency_key), body, _place, app.lambda_context)
     view = OrderView.model_validate(stored)
     return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shop_common.clock import iso, new_id
+from shop_common.clock import iso
 from shop_common.errors import Conflict, NotFound, Unprocessable
 from shop_common.events import (
     InventoryRejectedData,
@@ -62,6 +63,9 @@ class NotCancellable(Conflict):
 
 class InvalidCursor(Unprocessable):
     code = "validation_error"
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not one this API returned.")
 
 
 class IdempotencyKeyReused(Unprocessable):
@@ -130,6 +134,24 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
+# Fixed forever: changing it would change the order id every key derives.
+ORDER_ID_NAMESPACE = uuid.UUID("5b1f3e0a-7c64-4d2e-9a8b-2f4c6d8e0a13")
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's ``Idempotency-Key`` within its scope (today one global scope; per caller, the
+    scope becomes the caller's id): the same key in two scopes names two different requests."""
+
+    scope: str
+    key: str
+
+    def order_id(self) -> str:
+        """The id of the order placed under this key: every attempt with the key derives the same
+        id, so a retry finds the order an earlier attempt stored, however that attempt ended."""
+        return str(uuid.uuid5(ORDER_ID_NAMESPACE, json.dumps([self.scope, self.key])))
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     status: OrderStatus
@@ -150,6 +172,15 @@ class Order:
     total_cents: int | None = None
     payment_status: PaymentStatus | None = None
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
+    version: int = 0  # counts the order's changes; a change is stored only on the version it was decided on
+
+    def matches(self, request: NewOrder) -> bool:
+        """Whether this order is what ``request`` asks for (same user, items in order, payment method)."""
+        return (self.user_id, self.items, self.payment_method) == (
+            request.user_id,
+            _lines(request),
+            request.payment_method,
+        )
 
     def view(self) -> OrderView:
         return OrderView(
@@ -170,17 +201,22 @@ class Order:
 
 @dataclass(frozen=True)
 class Transition:
-    """A guarded status change: applies only if the order is still in one of ``from_statuses``."""
+    """A status change decided on the order at ``from_version``: it applies only if the order
+    is still at that version (compare-and-set), so no change decided on a stale read lands."""
 
     order: Order  # the order as it will be after the change
-    from_statuses: frozenset[OrderStatus]
+    from_version: int
     event: OrderConfirmed | OrderRejected | OrderCancelled
 
 
-def place_order(request: NewOrder, correlation_id: str, now: datetime) -> tuple[Order, OrderPlaced]:
-    items = tuple(OrderLine(sku=item.sku, quantity=item.quantity) for item in request.items)
+def _lines(request: NewOrder) -> tuple[OrderLine, ...]:
+    return tuple(OrderLine(sku=item.sku, quantity=item.quantity) for item in request.items)
+
+
+def place_order(request: NewOrder, order_id: str, correlation_id: str, now: datetime) -> tuple[Order, OrderPlaced]:
+    items = _lines(request)
     order = Order(
-        order_id=new_id(),
+        order_id=order_id,
         user_id=request.user_id,
         items=items,
         payment_method=request.payment_method,
@@ -195,9 +231,19 @@ def place_order(request: NewOrder, correlation_id: str, now: datetime) -> tuple[
     return order, new_event(OrderPlaced, data, correlation_id, occurred_at=now)
 
 
+def replay(placed: Order, request: NewOrder) -> Order:
+    """The order an earlier attempt with the same Idempotency-Key placed, for a retry of the
+    same request; the key cannot stand for a different request."""
+    if not placed.matches(request):
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.")
+    return placed
+
+
 def _moved(order: Order, status: OrderStatus, now: datetime, **changes: Any) -> Order:
     entry = HistoryEntry(status, now, changes.get("reason"))
-    return replace(order, status=status, updated_at=now, history=(*order.history, entry), **changes)
+    return replace(
+        order, status=status, updated_at=now, history=(*order.history, entry), version=order.version + 1, **changes
+    )
 
 
 def confirm(order: Order, reservation: InventoryReservedData, correlation_id: str, now: datetime) -> Transition | None:
@@ -208,7 +254,7 @@ def confirm(order: Order, reservation: InventoryReservedData, correlation_id: st
     confirmed = _moved(order, OrderStatus.CONFIRMED, now, total_cents=reservation.total_cents)
     data = OrderConfirmedData(order_id=order.order_id, user_id=order.user_id, total_cents=reservation.total_cents)
     event = new_event(OrderConfirmed, data, correlation_id, occurred_at=now)
-    return Transition(confirmed, frozenset({OrderStatus.PENDING}), event)
+    return Transition(confirmed, order.version, event)
 
 
 def reject(order: Order, rejection: InventoryRejectedData, correlation_id: str, now: datetime) -> Transition | None:
@@ -217,7 +263,7 @@ def reject(order: Order, rejection: InventoryRejectedData, correlation_id: str, 
         return None
     rejected = _moved(order, OrderStatus.REJECTED, now, reason=rejection.reason)
     data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=rejection.reason)
-    return Transition(rejected, frozenset({OrderStatus.PENDING}), new_event(OrderRejected, data, correlation_id, now))
+    return Transition(rejected, order.version, new_event(OrderRejected, data, correlation_id, now))
 
 
 CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
@@ -231,7 +277,7 @@ def cancel(order: Order, correlation_id: str, now: datetime) -> Transition | Non
         raise NotCancellable(f"Order {order.order_id} is {order.status.value} and cannot be cancelled.")
     cancelled = _moved(order, OrderStatus.CANCELLED, now)
     data = OrderCancelledData(order_id=order.order_id, user_id=order.user_id, items=list(order.items))
-    return Transition(cancelled, CANCELLABLE, new_event(OrderCancelled, data, correlation_id, now))
+    return Transition(cancelled, order.version, new_event(OrderCancelled, data, correlation_id, now))
 
 
 @dataclass(frozen=True)
@@ -244,6 +290,7 @@ class PagePosition:
 
 
 def encode_cursor(position: PagePosition) -> str:
+    """The cursor of a page ending at ``position``: opaque to clients, not a secret."""
     raw = json.dumps({"t": iso(position.created_at), "id": position.order_id}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -255,11 +302,22 @@ class _CursorContent(BaseModel):
 
 
 def decode_cursor(cursor: str) -> PagePosition:
+    """The position a cursor claims. Anyone can write a well-formed cursor, so the claim is
+    only a question: ``check_cursor`` answers it from the stored order."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         content = _CursorContent.model_validate_json(raw)
     except (binascii.Error, ValueError, ValidationError):
-        raise InvalidCursor("The cursor is not one this API returned.") from None
+        raise InvalidCursor from None
     if content.t.tzinfo is None:
-        raise InvalidCursor("The cursor is not one this API returned.")
+        raise InvalidCursor
     return PagePosition(created_at=content.t, order_id=content.id)
+
+
+def check_cursor(claimed: PagePosition, stored: PagePosition | None) -> PagePosition:
+    """A cursor is one this API issued for the list only if it names an order of that list at
+    exactly that order's position (``stored``: the position of ``claimed.order_id`` among the
+    list's orders, None if the list has no such order)."""
+    if stored is None or stored != claimed:
+        raise InvalidCursor
+    return stored

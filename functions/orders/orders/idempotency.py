@@ -1,7 +1,10 @@
 """Idempotency-Key for POST /orders: Powertools idempotency on a MongoDB persistence layer.
 
-Keyed by the Idempotency-Key alone; the validated body is hashed, so a reused key with a
+Keyed by the scoped Idempotency-Key; the validated body is hashed, so a reused key with a
 different body is refused. A raised error (every 4xx) deletes the record: it stores nothing.
+The record alone cannot make a retry safe: the order's insert and the record's completion
+are two writes, and an attempt can fail between them. So the key also fixes the order's id
+(IdempotencyKey.order_id), and a retry that finds the record gone or expired finds the order.
 Imported only by requests that carry a key: Powertools idempotency imports boto3 (for its
 DynamoDB layer), about 100 ms of cold start that GET requests need not pay.
 """
@@ -18,14 +21,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.dependencies import dependencies
-from orders.domain import IdempotencyKeyInFlight, IdempotencyKeyReused
+from orders.domain import IdempotencyKey, IdempotencyKeyInFlight, IdempotencyKeyReused
 from shop_common.idempotency import MongoPersistenceLayer
 from shop_common.idempotency_ttl import IDEMPOTENCY_TTL_SECONDS
 
-Placement = Callable[[dict[str, Any]], dict[str, Any]]
+# Places the order of a request body under its key; returns the order as JSON.
+Placement = Callable[[dict[str, Any], IdempotencyKey], dict[str, Any]]
 
 config = IdempotencyConfig(
-    event_key_jmespath="key",
+    event_key_jmespath="[scope, key]",
     payload_validation_jmespath="body",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
@@ -37,16 +41,19 @@ store = MongoPersistenceLayer(lambda: dependencies().repository.idempotency)
 def _once(place: Placement) -> Callable[..., dict[str, Any]]:
     @idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)
     def place_order_once(request: dict[str, Any]) -> dict[str, Any]:
-        return place(request["body"])
+        return place(request["body"], IdempotencyKey(scope=request["scope"], key=request["key"]))
 
     return place_order_once
 
 
-def place_once(key: str, body: dict[str, Any], place: Placement, context: LambdaContext) -> dict[str, Any]:
-    """``place(body)``'s result, computed at most once per key (replayed for 24 hours)."""
+def place_once(
+    idempotency_key: IdempotencyKey, body: dict[str, Any], place: Placement, context: LambdaContext
+) -> dict[str, Any]:
+    """``place(body, idempotency_key)``'s result, computed at most once per key (replayed for 24 hours)."""
     config.register_lambda_context(context)
+    request = {"scope": idempotency_key.scope, "key": idempotency_key.key, "body": body}
     try:
-        return _once(place)(request={"key": key, "body": body})
+        return _once(place)(request=request)
     except IdempotencyValidationError:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.") from None
     except IdempotencyAlreadyInProgressError:

@@ -7,11 +7,15 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, PaymentStatus, Transition
 from shop_common.events import OrderLine, OrderPlaced
 from shop_common.idempotency_ttl import ensure_idempotency_indexes
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
+
+# Incremented by every change of an order: the compare-and-set of each transition.
+VERSION = "version"
 
 
 class OrdersRepository:
@@ -40,10 +44,14 @@ class OrdersRepository:
 
     # --- orders ---
 
-    def insert(self, order: Order, event: OrderPlaced) -> PendingEvent:
-        """Store the order and its OrderPlaced event in one atomic insert."""
+    def insert(self, order: Order, event: OrderPlaced) -> PendingEvent | None:
+        """Store the order and its OrderPlaced event in one atomic insert; None if an order
+        with this id exists already (placed by an earlier attempt with the same Idempotency-Key)."""
         pending = PendingEvent.of(event)
-        self.orders.insert_one({**_to_document(order), PENDING_EVENTS: [pending.to_document()]})
+        try:
+            self.orders.insert_one({**_to_document(order), PENDING_EVENTS: [pending.to_document()]})
+        except DuplicateKeyError:
+            return None
         return pending
 
     def get(self, order_id: str) -> Order | None:
@@ -51,24 +59,30 @@ class OrdersRepository:
         return _to_order(document) if document else None
 
     def apply(self, transition: Transition) -> PendingEvent | None:
-        """Apply a guarded transition atomically with its event; None if the order's status
-        changed since it was read (the caller re-reads and decides again)."""
+        """Apply a transition atomically with its event if the order is still at the version it
+        was decided on; None if anything changed it since (the caller re-reads and decides again)."""
         order = transition.order
         pending = PendingEvent.of(transition.event)
         latest = order.history[-1]
         result = self.orders.update_one(
-            {"_id": order.order_id, "status": {"$in": [status.value for status in transition.from_statuses]}},
+            {"_id": order.order_id, VERSION: _stored_version(transition.from_version)},
             {
                 "$set": {
                     "status": order.status.value,
                     "reason": order.reason,
                     "total_cents": order.total_cents,
                     "updated_at": order.updated_at,
+                    VERSION: order.version,
                 },
                 "$push": {"history": _history_document(latest), PENDING_EVENTS: pending.to_document()},
             },
         )
         return pending if result.matched_count else None
+
+    def position_of(self, user_id: str, order_id: str) -> PagePosition | None:
+        """Where order ``order_id`` stands in ``user_id``'s list; None if the user has no such order."""
+        document = self.orders.find_one({"_id": order_id, "user_id": user_id}, {"created_at": 1})
+        return PagePosition(document["created_at"], order_id) if document else None
 
     def page_for_user(self, user_id: str, limit: int, after: PagePosition | None) -> list[Order]:
         """Up to ``limit`` orders of the user, newest first, strictly after ``after``."""
@@ -84,6 +98,12 @@ class OrdersRepository:
             .limit(limit)
         )
         return [_to_order(document) for document in cursor]
+
+
+def _stored_version(version: int) -> Any:
+    """The filter on ``version`` matching an order at ``version``. Orders stored before versions
+    existed have no field: they are at version 0."""
+    return version if version else {"$in": [0, None]}
 
 
 def _history_document(entry: HistoryEntry) -> dict[str, Any]:
@@ -102,6 +122,7 @@ def _to_document(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "history": [_history_document(entry) for entry in order.history],
+        VERSION: order.version,
     }
 
 
@@ -121,4 +142,5 @@ def _to_order(document: dict[str, Any]) -> Order:
             HistoryEntry(OrderStatus(entry["status"]), entry["at"], entry.get("reason"))
             for entry in document.get("history", [])
         ),
+        version=document.get(VERSION, 0),
     )

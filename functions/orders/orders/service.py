@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orders import domain
-from orders.domain import NewOrder, Order, OrderNotFound, PagePosition, Transition, UnknownUser
+from orders.domain import IdempotencyKey, NewOrder, Order, OrderNotFound, PagePosition, Transition, UnknownUser
 from orders.repository import OrdersRepository
-from shop_common.clock import utc_now
+from shop_common.clock import new_id, utc_now
 from shop_common.events import InventoryRejectedData, InventoryReservedData
 from shop_common.outbox import Outbox
 
-# A guarded transition loses a race only if the order changed in between; re-deciding
+# A transition loses its compare-and-set only if the order changed in between; re-deciding
 # on the fresh order settles it, and each order has at most three transitions.
 MAX_TRANSITION_ATTEMPTS = 4
 
@@ -21,11 +21,18 @@ class OrdersService:
         self.repository = repository
         self.outbox = outbox
 
-    def place(self, request: NewOrder, correlation_id: str) -> Order:
+    def place(self, request: NewOrder, correlation_id: str, idempotency_key: IdempotencyKey | None = None) -> Order:
+        """Place the order. Under an Idempotency-Key its id derives from the key: if an earlier
+        attempt with the key stored the order, however that attempt ended, the insert finds it
+        and this returns it rather than placing another. An OrderPlaced that attempt did not
+        publish is still in the order's outbox, where the relay finds it."""
         if not self.repository.is_known_user(request.user_id):
             raise UnknownUser(request.user_id)
-        order, event = domain.place_order(request, correlation_id, utc_now())
+        order_id = idempotency_key.order_id() if idempotency_key else new_id()
+        order, event = domain.place_order(request, order_id, correlation_id, utc_now())
         pending = self.repository.insert(order, event)
+        if pending is None:
+            return domain.replay(self.get(order_id), request)
         self.outbox.flush(self.repository.orders, order.order_id, [pending])
         return order
 
@@ -36,7 +43,10 @@ class OrdersService:
         return order
 
     def page(self, user_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        after = domain.decode_cursor(cursor) if cursor else None
+        after = None
+        if cursor:
+            claimed = domain.decode_cursor(cursor)
+            after = domain.check_cursor(claimed, self.repository.position_of(user_id, claimed.order_id))
         # One more than asked tells whether another page exists, in the same query.
         orders = self.repository.page_for_user(user_id, limit + 1, after)
         if len(orders) <= limit:
