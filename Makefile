@@ -2,6 +2,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 TOOLS := .venv-tools
+# checkov pins an exact boto3 that aws-sam-cli's exact pin excludes: it gets a virtualenv of its own (inside .venv-tools)
+CHECKOV := $(TOOLS)/checkov
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -21,6 +23,11 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
+$(CHECKOV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 dev: $(VENV)/.installed ## set up and run the whole system locally (API on :3000 + events); FRESH=1 wipes data
 	$(PY) -m devstack up $(if $(FRESH),--fresh)
 
@@ -33,12 +40,13 @@ test: $(VENV)/.installed ## run the whole test suite (unit, integration, end-to-
 unit: $(VENV)/.installed ## only the fast tests without MongoDB
 	$(PY) -m pytest tests/unit
 
-lint: $(VENV)/.installed $(TOOLS)/.installed ## ruff, mypy, cfn-lint and sam validate --lint
+lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy, cfn-lint + serverless rules, sam validate --lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared functions devstack tests bench
-	$(TOOLS)/bin/cfn-lint template.yaml
-	$(TOOLS)/bin/sam validate --lint --region eu-west-1
+	$(TOOLS)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
+	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 build: $(TOOLS)/.installed ## sam build (no container needed)
 	$(TOOLS)/bin/sam build

@@ -1,8 +1,11 @@
 """template.yaml properties the linters do not check (facts.md): runtime, batch failure
-reporting, redrive, visibility, filter policies, least privilege, alarms, handler paths."""
+reporting, redrive, visibility, filter policies, least privilege, alarms, handler paths,
+identity (Cognito authorizer, the one public route), gateway responses in the contract's
+error shape, throttling, logs with retention, encryption at rest."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,8 @@ def test_queue_subscriptions_filter_as_the_contract_says() -> None:
         assert sorted(by_queue[queue]["FilterPolicy"]["event_type"]) == sorted(event_types)
         assert by_queue[queue]["FilterPolicyScope"] == "MessageAttributes"
         assert by_queue[queue]["RawMessageDelivery"] is True
+        # contract: every subscription has a redrive policy (messages SNS cannot deliver at all)
+        assert by_queue[queue]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in QUEUES
 
 
 def test_notifications_subscription_dead_letters_and_retries() -> None:
@@ -101,7 +106,18 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         for r in RESOURCES.values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert len(dead_letter_queues) == 4
+    subscription_targets = {
+        r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::SNS::Subscription"
+    }
+    redrive_targets = {
+        props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for props in QUEUES.values()
+        if "RedrivePolicy" in props
+    }
+    assert subscription_targets | redrive_targets <= dead_letter_queues
+    assert len(dead_letter_queues) >= 6
     assert alarmed == dead_letter_queues
 
 
@@ -121,3 +137,232 @@ def test_handler_module_exists(function: str) -> None:
     path = ROOT / props["CodeUri"] / (module.replace(".", "/") + ".py")
     assert path.is_file(), path
     assert f"{attribute} =" in path.read_text() or f"def {attribute}(" in path.read_text()
+
+
+# ---------- identity: who may call what (contract, Identity) ----------
+
+API = RESOURCES["ShopApi"]["Properties"]
+PUBLIC_ROUTES = [("GET", "/inventory/{sku}")]
+
+
+def api_events() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, event["Properties"])
+        for name, props in FUNCTIONS.items()
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "Api"
+    ]
+
+
+def test_the_user_pool_signs_in_by_email_with_a_strong_password_and_has_a_staff_group() -> None:
+    [pool_id] = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Cognito::UserPool"]
+    pool = RESOURCES[pool_id]["Properties"]
+    assert pool["UsernameAttributes"] == ["email"]
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    password = pool["Policies"]["PasswordPolicy"]
+    assert password["MinimumLength"] >= 12
+    assert all(password[f"Require{kind}"] is True for kind in ("Lowercase", "Uppercase", "Numbers", "Symbols"))
+
+    [client] = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Cognito::UserPoolClient"]
+    assert client["UserPoolId"] == {"Ref": pool_id}
+    assert client["GenerateSecret"] is False  # scripts sign in without a secret
+    assert sorted(client["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+
+    [group] = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Cognito::UserPoolGroup"]
+    assert group == group | {"GroupName": "staff", "UserPoolId": {"Ref": pool_id}}
+
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["UserPoolId"]["Value"] == {"Ref": pool_id}
+    client_id = next(name for name, r in RESOURCES.items() if r["Type"] == "AWS::Cognito::UserPoolClient")
+    assert outputs["UserPoolClientId"]["Value"] == {"Ref": client_id}
+
+
+def test_the_default_authorizer_is_the_user_pool_and_only_the_catalog_is_public() -> None:
+    auth = API["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["UserPoolArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert authorizer.get("Identity", {}).get("Header", "Authorization") == "Authorization"
+
+    events = api_events()
+    assert len(events) == 8
+    assert all(event["RestApiId"] == {"Ref": "ShopApi"} for _, event in events)
+    public = sorted((event["Method"].upper(), event["Path"]) for _, event in events if "Auth" in event)
+    assert public == PUBLIC_ROUTES
+    for _, event in events:
+        if "Auth" in event:  # the public route opts out of the default authorizer, and of nothing else
+            assert event["Auth"] == {"Authorizer": "NONE"}
+
+
+def test_sam_creates_no_stray_stage() -> None:
+    assert TEMPLATE["Globals"]["Api"]["OpenApiVersion"] == "3.0"
+
+
+# Gateway response type -> (status, code); None: API Gateway's own status is kept.
+GATEWAY_RESPONSES = {
+    "UNAUTHORIZED": ("401", "unauthorized"),
+    "ACCESS_DENIED": ("403", "forbidden"),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"),  # what API Gateway answers for an unknown route
+    "THROTTLED": ("429", "too_many_requests"),
+    "BAD_REQUEST_BODY": ("422", "validation_error"),
+    "REQUEST_TOO_LARGE": ("413", "payload_too_large"),
+    "INTEGRATION_TIMEOUT": ("504", "gateway_timeout"),
+    "DEFAULT_4XX": (None, "bad_request"),
+    "DEFAULT_5XX": (None, "internal_error"),
+}
+
+
+@pytest.mark.parametrize("response_type", sorted(GATEWAY_RESPONSES))
+def test_gateway_responses_answer_in_the_contracts_error_shape(response_type: str) -> None:
+    status, code = GATEWAY_RESPONSES[response_type]
+    response = API["GatewayResponses"][response_type]
+    assert (str(response["StatusCode"]) if "StatusCode" in response else None) == status
+    assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/json'"
+    [(content_type, template)] = response["ResponseTemplates"].items()
+    assert content_type == "application/json"
+    # What API Gateway renders: $context.error.messageString is a quoted JSON string.
+    rendered = template.replace("$context.error.messageString", json.dumps('Say "hello"'))
+    assert "$" not in rendered.replace("$context.error.messageString", "")
+    body = json.loads(rendered)
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert set(body) == {"code", "message"}
+
+
+def test_the_stage_is_throttled() -> None:
+    parameters = TEMPLATE["Parameters"]
+    [settings] = [s for s in API["MethodSettings"] if s["ResourcePath"] == "/*" and s["HttpMethod"] == "*"]
+    rate = parameters[settings["ThrottlingRateLimit"]["Ref"]]["Default"]
+    burst = parameters[settings["ThrottlingBurstLimit"]["Ref"]]["Default"]
+    assert 0 < rate <= burst <= 5000  # under the account's default limits (10,000 rps, burst 5,000)
+
+
+def test_api_functions_can_reserve_concurrency_that_a_new_account_need_not_have() -> None:
+    parameter = TEMPLATE["Parameters"]["ApiReservedConcurrency"]
+    assert parameter["Default"] == 0  # a new account (limit 10) cannot reserve any
+    condition = TEMPLATE["Conditions"]["HasApiReservedConcurrency"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiReservedConcurrency"}, "0"]}]}
+    api_functions = {
+        name for name, props in FUNCTIONS.items() if any(e["Type"] == "Api" for e in props["Events"].values())
+    }
+    assert len(api_functions) == 3
+    for name in api_functions:
+        assert FUNCTIONS[name]["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["HasApiReservedConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_access_log_in_json_names_caller_route_status_and_latency() -> None:
+    setting = API["AccessLogSetting"]
+    log_group = setting["DestinationArn"]["Fn::GetAtt"][0]
+    assert RESOURCES[log_group]["Type"] == "AWS::Logs::LogGroup"
+    assert "RetentionInDays" in RESOURCES[log_group]["Properties"]
+    fields = set(json.loads(setting["Format"]).values())
+    for variable in (
+        "$context.requestId",
+        "$context.identity.sourceIp",
+        "$context.authorizer.claims.sub",
+        "$context.httpMethod",
+        "$context.resourcePath",
+        "$context.status",
+        "$context.responseLatency",
+    ):
+        assert variable in fields, variable
+    # API Gateway needs the account's CloudWatch role before a stage can log
+    assert RESOURCES["ShopApi"]["DependsOn"] == "ApiGatewayAccount"
+    assert RESOURCES["ApiGatewayAccount"]["Type"] == "AWS::ApiGateway::Account"
+
+
+# ---------- logs and encryption ----------
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_function_has_a_log_group_with_retention(function: str) -> None:
+    groups = [
+        r["Properties"]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+        and r["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    ]
+    assert len(groups) == 1
+    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert TEMPLATE["Parameters"]["LogRetentionInDays"]["Default"] in (14, 30, 60, 90)
+    assert "FunctionName" in FUNCTIONS[function]  # so the group and the role's log statements can name it
+
+
+def test_every_queue_and_topic_is_encrypted_at_rest() -> None:
+    assert len(QUEUES) >= 8
+    for name, props in QUEUES.items():
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, name
+        # SNS cannot deliver to a queue encrypted with the AWS managed SQS key (its policy cannot name SNS)
+        assert props.get("KmsMasterKeyId") != "alias/aws/sqs", name
+    topics = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Topic"]
+    assert topics
+    assert all(topic.get("KmsMasterKeyId") for topic in topics)
+
+
+# ---------- least privilege ----------
+
+
+def _statements(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if "Effect" in node and "Action" in node else []
+        return found + [s for value in node.values() for s in _statements(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _statements(value)]
+    return []
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_names(policies: Any) -> list[str]:
+    return [next(iter(p)) if isinstance(p, dict) else p for p in _as_list(policies or [])]
+
+
+def test_no_policy_grants_raw_email() -> None:
+    assert "ses:SendRawEmail" not in _actions(RESOURCES)
+    assert "ses:SendEmail" in _actions(FUNCTIONS["NotificationsFunction"]["Policies"])
+
+
+def test_the_notifications_function_cannot_publish() -> None:
+    policies = FUNCTIONS["NotificationsFunction"]["Policies"]
+    assert not [name for name in _policy_names(policies) if name.startswith("SNS")]
+    assert not [action for action in _actions(policies) if action.lower().startswith("sns:")]
+    assert "Role" not in FUNCTIONS["NotificationsFunction"]
+
+
+def test_every_publishing_function_may_publish_only_to_the_events_topic() -> None:
+    for name, props in FUNCTIONS.items():
+        if name == "NotificationsFunction":
+            continue
+        if "Role" in props:
+            statements = _statements(RESOURCES[props["Role"]["Fn::GetAtt"][0]])
+            publish = [s for s in statements if "sns:Publish" in _as_list(s["Action"])]
+            assert [s["Resource"] for s in publish] == [{"Ref": "ShopEventsTopic"}], name
+        else:
+            assert "SNSPublishMessagePolicy" in _policy_names(props["Policies"]), name
+
+
+def test_sqs_consumers_may_receive_and_delete_only_their_own_queue() -> None:
+    consumers = {name: event["Queue"]["Fn::GetAtt"][0] for name, event in sqs_events()}
+    assert sorted(consumers) == ["InventoryEventsFunction", "OrdersEventsFunction"]
+    for function, queue in consumers.items():
+        props = FUNCTIONS[function]
+        # A role SAM generates for an SQS event gets AWSLambdaSQSQueueExecutionRole (every queue of the
+        # account); with a role of its own, SAM adds nothing and ignores Policies.
+        assert "Policies" not in props, function
+        role = RESOURCES[props["Role"]["Fn::GetAtt"][0]]
+        assert role["Type"] == "AWS::IAM::Role"
+        assert "ManagedPolicyArns" not in role["Properties"]
+        sqs_statements = [s for s in _statements(role) if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
+        granted = {action for s in sqs_statements for action in _as_list(s["Action"])}
+        assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= granted
+        for statement in sqs_statements:
+            assert statement["Effect"] == "Allow"
+            assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [queue, "Arn"]}], function
+    # and no other role of the template may consume a queue
+    roles = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::IAM::Role"]
+    consumer_roles = {FUNCTIONS[f]["Role"]["Fn::GetAtt"][0] for f in consumers}
+    for name in set(roles) - consumer_roles:
+        assert "sqs:ReceiveMessage" not in _actions(RESOURCES[name]), name
