@@ -131,6 +131,30 @@ def test_bad_product_updates_are_4xx_and_change_nothing(
     assert get(inventory, "BOOK-1").status == 404
 
 
+NOT_AN_INTEGER = [1.5, "1", True]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("unit_price_cents", value) for value in [2**63, 2**31, -1, 100_000_001, *NOT_AN_INTEGER]]
+    + [("available", value) for value in [2**63, 2**31, -1, 1_000_000_001, *NOT_AN_INTEGER]],
+)
+def test_prices_and_stock_outside_the_contracts_bounds_are_422(
+    runtimes: dict[str, ServiceRuntime], field: str, value: Any
+) -> None:
+    inventory = runtimes["inventory"]
+    body = {"name": "B", "unit_price_cents": 1, "available": 1, field: value}
+    response = inventory.http(inventory_api.handler, api_event("api-inventory-put", body=body))
+    assert (response.status, response.body["code"]) == (422, "validation_error")
+    assert get(inventory, "BOOK-1").status == 404
+
+
+def test_prices_and_stock_at_the_contracts_maxima_are_stored(runtimes: dict[str, ServiceRuntime]) -> None:
+    response = put(runtimes["inventory"], "BOOK-1", available=1_000_000_000, price=100_000_000)
+    assert response.status == 200
+    assert (response.body["unit_price_cents"], response.body["available"]) == (100_000_000, 1_000_000_000)
+
+
 # --- reservations ---
 
 

@@ -151,3 +151,58 @@ def test_unknown_extra_fields_are_tolerated() -> None:
         events.parse_event(envelope(data={**SAMPLE_DATA["OrderConfirmed"], "currency": "EUR"})).event_type
         == "OrderConfirmed"
     )
+
+
+def test_the_largest_total_fits_in_mongodbs_int64() -> None:
+    assert events.MAX_TOTAL_CENTS == events.MAX_ITEMS * events.MAX_QUANTITY * events.MAX_UNIT_PRICE_CENTS
+    assert events.MAX_TOTAL_CENTS == 5_000_000_000_000 < 2**63 - 1
+
+
+def data_of(event_type: str, **changes: Any) -> dict[str, Any]:
+    return {**SAMPLE_DATA[event_type], **changes}
+
+
+def priced_lines(count: int, quantity: int = 1, unit_price_cents: int = 1) -> list[dict[str, Any]]:
+    return [{"sku": f"S{index}", "quantity": quantity, "unit_price_cents": unit_price_cents} for index in range(count)]
+
+
+LARGEST_RESERVATION = data_of(
+    "InventoryReserved", lines=priced_lines(50, 1000, 100_000_000), total_cents=5_000_000_000_000
+)
+MONEY_AT_THE_BOUNDS: list[tuple[str, dict[str, Any]]] = [
+    ("InventoryReserved", LARGEST_RESERVATION),
+    ("InventoryRejected", data_of("InventoryRejected", unavailable=[{"sku": "A", "requested": 1, "available": 0}])),
+    ("PaymentSucceeded", data_of("PaymentSucceeded", amount_cents=5_000_000_000_000)),
+    ("PaymentRefunded", data_of("PaymentRefunded", amount_cents=5_000_000_000_000)),
+    ("OrderConfirmed", data_of("OrderConfirmed", total_cents=5_000_000_000_000)),
+]
+MONEY_OUT_OF_BOUNDS: list[tuple[str, dict[str, Any]]] = [
+    ("InventoryReserved", data_of("InventoryReserved", total_cents=5_000_000_000_001)),
+    ("InventoryReserved", data_of("InventoryReserved", total_cents=2**63)),
+    ("InventoryReserved", data_of("InventoryReserved", lines=priced_lines(1, 1, 100_000_001))),
+    ("InventoryReserved", data_of("InventoryReserved", lines=priced_lines(51))),
+    (
+        "InventoryRejected",
+        data_of("InventoryRejected", unavailable=[{"sku": "A", "requested": 1, "available": 1_000_000_001}]),
+    ),
+    ("PaymentSucceeded", data_of("PaymentSucceeded", amount_cents=5_000_000_000_001)),
+    ("PaymentRefunded", data_of("PaymentRefunded", amount_cents=5_000_000_000_001)),
+    ("OrderConfirmed", data_of("OrderConfirmed", total_cents=5_000_000_000_001)),
+    ("OrderConfirmed", data_of("OrderConfirmed", total_cents=1.0)),
+]
+
+
+def event_body(event_type: str, data: dict[str, Any]) -> str:
+    source = events.EVENT_SOURCES[event_type]
+    return envelope(event_type=event_type, source=source, data=data)
+
+
+@pytest.mark.parametrize(("event_type", "data"), MONEY_AT_THE_BOUNDS)
+def test_money_and_stock_at_the_contracts_bounds_are_accepted(event_type: str, data: dict[str, Any]) -> None:
+    assert events.parse_event(event_body(event_type, data)).event_type == event_type
+
+
+@pytest.mark.parametrize(("event_type", "data"), MONEY_OUT_OF_BOUNDS)
+def test_money_and_stock_beyond_the_contracts_bounds_are_refused(event_type: str, data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        events.parse_event(event_body(event_type, data))

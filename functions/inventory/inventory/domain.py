@@ -8,11 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from shop_common.errors import NotFound
 from shop_common.events import (
-    Cents,
     InventoryRejected,
     InventoryRejectedData,
     InventoryReserved,
@@ -20,6 +19,8 @@ from shop_common.events import (
     OrderLine,
     PricedLine,
     Shortage,
+    StockLevel,
+    UnitPriceCents,
     new_event,
 )
 
@@ -32,13 +33,15 @@ class ProductNotFound(NotFound):
 
 
 class ProductUpdate(BaseModel):
-    """Body of ``PUT /inventory/{sku}``: sets the catalogue entry and the stock on hand."""
+    """Body of ``PUT /inventory/{sku}``: sets the catalogue entry and the stock on hand.
+
+    Bounded so that every total priced from it fits in int64 (see shop_common.events)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    unit_price_cents: Cents
-    available: Annotated[int, Field(strict=True, ge=0)]
+    unit_price_cents: UnitPriceCents
+    available: StockLevel
 
 
 class ProductView(BaseModel):

@@ -74,6 +74,9 @@ class InventoryRepository:
             }
             decision = decide(products)
             if decision.status is ReservationStatus.RESERVED:
+                # The counters cannot overflow: every unit in `reserved` was first in `available`,
+                # which a PUT sets to at most 10^9 and a release only refills; int64 would take
+                # 9 * 10^9 restocks to the maximum. MongoDB widens an int32 $inc result to int64.
                 for line in lines:
                     taken = self.products.update_one(
                         {"_id": line.sku, "available": {"$gte": line.quantity}},

@@ -18,9 +18,21 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shop_common.clock import utc_now
 
+# The contract's bounds. Every amount the saga computes is at most a total, and the largest
+# total is MAX_ITEMS * MAX_QUANTITY * MAX_UNIT_PRICE_CENTS = 50 * 1000 * 10^8 = 5 * 10^12 cents,
+# far below BSON's int64 maximum (about 9.2 * 10^18): no total, amount or stored sum overflows.
+MAX_ITEMS = 50
+MAX_QUANTITY = 1000
+MAX_UNIT_PRICE_CENTS = 100_000_000
+MAX_TOTAL_CENTS = MAX_ITEMS * MAX_QUANTITY * MAX_UNIT_PRICE_CENTS
+MAX_AVAILABLE = 1_000_000_000
+
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Quantity = Annotated[int, Field(strict=True, ge=1, le=1000)]
-Cents = Annotated[int, Field(strict=True, ge=0)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+UnitPriceCents = Annotated[int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE_CENTS)]
+# An order's total, and any charge or refund of it.
+TotalCents = Annotated[int, Field(strict=True, ge=0, le=MAX_TOTAL_CENTS)]
+StockLevel = Annotated[int, Field(strict=True, ge=0, le=MAX_AVAILABLE)]
 # A payment method id the provider issued to the client (e.g. Stripe's pm_...), never card data.
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[a-z]{3}$")]
@@ -39,13 +51,13 @@ class OrderLine(_Model):
 class PricedLine(_Model):
     sku: Sku
     quantity: Quantity
-    unit_price_cents: Cents
+    unit_price_cents: UnitPriceCents
 
 
 class Shortage(_Model):
     sku: Sku
     requested: Quantity
-    available: int = Field(ge=0)
+    available: StockLevel
 
 
 class UserRegisteredData(_Model):
@@ -57,20 +69,20 @@ class UserRegisteredData(_Model):
 class OrderPlacedData(_Model):
     order_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
-    items: list[OrderLine] = Field(min_length=1, max_length=50)
+    items: list[OrderLine] = Field(min_length=1, max_length=MAX_ITEMS)
     payment_method: PaymentMethod
 
 
 class OrderCancelledData(_Model):
     order_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
-    items: list[OrderLine] = Field(min_length=1, max_length=50)
+    items: list[OrderLine] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class InventoryReservedData(_Model):
     order_id: str = Field(min_length=1)
-    lines: list[PricedLine] = Field(min_length=1)
-    total_cents: Cents
+    lines: list[PricedLine] = Field(min_length=1, max_length=MAX_ITEMS)
+    total_cents: TotalCents
 
 
 class InventoryRejectedData(_Model):
@@ -82,7 +94,7 @@ class InventoryRejectedData(_Model):
 class PaymentSucceededData(_Model):
     order_id: str = Field(min_length=1)
     payment_id: str = Field(min_length=1)
-    amount_cents: Cents
+    amount_cents: TotalCents
     currency: Currency
 
 
@@ -95,14 +107,14 @@ class PaymentFailedData(_Model):
 class PaymentRefundedData(_Model):
     order_id: str = Field(min_length=1)
     refund_id: str = Field(min_length=1)
-    amount_cents: Cents
+    amount_cents: TotalCents
     currency: Currency
 
 
 class OrderConfirmedData(_Model):
     order_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
-    total_cents: Cents
+    total_cents: TotalCents
 
 
 class OrderRejectedData(_Model):

@@ -1,0 +1,58 @@
+"""The largest order the contract allows goes through the whole saga: every total the saga can
+compute fits in MongoDB's int64, so no consumer fails on it (see shop_common.events)."""
+
+from __future__ import annotations
+
+from inventory import api as inventory_api
+from orders import api as orders_api
+from shop_common.events import MAX_AVAILABLE, MAX_ITEMS, MAX_QUANTITY, MAX_TOTAL_CENTS, MAX_UNIT_PRICE_CENTS
+from tests.conftest import AwsResources
+from tests.integration.test_saga import Shop, dead_letter_queue_is_empty
+from tests.support import ServiceRuntime, api_event, received_events
+from users import api as users_api
+
+SKUS = [f"SKU-{index:02d}" for index in range(MAX_ITEMS)]
+
+
+def stock_up(inventory: ServiceRuntime, sku: str) -> None:
+    body = {"name": sku, "unit_price_cents": MAX_UNIT_PRICE_CENTS, "available": MAX_AVAILABLE}
+    response = inventory.http(
+        inventory_api.handler, api_event("api-inventory-put", body=body, path_params={"sku": sku})
+    )
+    assert (response.status, response.body["unit_price_cents"]) == (200, 100_000_000)
+
+
+def test_the_largest_order_is_reserved_confirmed_and_cancelled(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    shop = Shop(runtimes, aws)
+    for sku in SKUS:
+        stock_up(runtimes["inventory"], sku)
+    user = runtimes["users"].http(users_api.handler, api_event("api-users-create")).body
+    shop.settle()
+
+    items = [{"sku": sku, "quantity": MAX_QUANTITY} for sku in SKUS]
+    body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
+    placed = runtimes["orders"].http(orders_api.handler, api_event("api-orders-create", body=body)).body
+    shop.settle()
+
+    assert MAX_TOTAL_CENTS == 5_000_000_000_000
+    [reserved] = [
+        event for event in received_events(aws.queue_urls["tap"]) if event["event_type"] == "InventoryReserved"
+    ]
+    assert reserved["data"]["total_cents"] == 5_000_000_000_000
+    confirmed = shop.order(placed["order_id"])
+    assert (confirmed["status"], confirmed["total_cents"]) == ("CONFIRMED", 5_000_000_000_000)
+    assert shop.stock(SKUS[0]) == (1_000_000_000 - 1000, 1000)
+
+    # Restocked to the maximum while the order holds 1000: the cancellation's return lifts the
+    # stock past what a PUT may set, and it is still counted and served exactly.
+    stock_up(runtimes["inventory"], SKUS[0])
+    cancelled = runtimes["orders"].http(
+        orders_api.handler, api_event("api-orders-cancel", path_params={"order_id": placed["order_id"]})
+    )
+    assert cancelled.status == 200
+    shop.settle()
+    assert shop.stock(SKUS[0]) == (1_000_000_000 + 1000, 0)
+    assert shop.stock(SKUS[1]) == (1_000_000_000, 0)
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory"))
