@@ -1,13 +1,17 @@
 """The HTTP edge shared by every API function: one map from errors to responses.
 
 Every error body is ``{"code", "message"}`` (plus ``details`` for validation errors) and
-never a stack trace: validation errors are 422 (400 for a body that is not JSON), domain
-errors map by category, and anything unexpected is a logged 500 with a generic body.
+never a stack trace: validation errors are 422 (400 for a body that is not JSON or is nested
+too deep, 413 for one too large), domain errors map by category, an unreachable dependency
+(MongoDB, or the secret holding its connection string) is a 503 with ``Retry-After``, and
+anything else unexpected is a logged 500 with a generic body.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +19,18 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pymongo.errors import ConnectionFailure
 
 from shop_common.errors import Conflict, DomainError, NotFound, Unprocessable
 
 logger = Logger(child=True)
 
 MAX_BODY_BYTES = 64 * 1024
+# Far beyond any body of the API (an order nests 3 deep), far below the parser's recursion limit.
+MAX_NESTING_DEPTH = 32
 CORRELATION_HEADER = "X-Correlation-Id"
+# Long enough for a replica set election or a network blip to pass.
+RETRY_AFTER_SECONDS = 5
 
 # The one map from domain error categories to HTTP statuses.
 DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
@@ -35,11 +44,13 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
-def error_response(status: int, code: str, message: str, details: list[Any] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, details: list[Any] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
-    return json_response(status, body)
+    return json_response(status, body, headers)
 
 
 def status_for(error: DomainError) -> int:
@@ -47,6 +58,29 @@ def status_for(error: DomainError) -> int:
         if isinstance(error, category):
             return status
     return 400
+
+
+def _unavailable_dependency_errors() -> tuple[type[BaseException], ...]:
+    """pymongo's connection-level errors (server selection, network errors and timeouts,
+    connection pool timeouts) and a failure to read the connection string's secret. Powertools
+    parameters imports boto3 and is loaded only by a function that read its secret with it, so
+    its error is looked up among the loaded modules: had it been raised, it would be there."""
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters.exceptions")
+    return (ConnectionFailure,) if parameters is None else (ConnectionFailure, parameters.GetParameterError)
+
+
+def is_dependency_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` or an error it was raised from says a dependency could not be reached
+    (Powertools idempotency, for one, wraps its store's errors)."""
+    unavailable = _unavailable_dependency_errors()
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, unavailable):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return False
 
 
 def create_resolver() -> APIGatewayRestResolver:
@@ -73,6 +107,14 @@ def create_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def on_unexpected(error: Exception) -> Response:
+        if is_dependency_unavailable(error):
+            logger.exception("A dependency is unavailable")
+            return error_response(
+                503,
+                "service_unavailable",
+                "The service is temporarily unavailable; please retry later.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         logger.exception("Unhandled error")
         return error_response(500, "internal_error", "Something went wrong; please retry later.")
 
@@ -88,17 +130,46 @@ def correlation_id_of(event: dict[str, Any]) -> str:
     return str((event.get("requestContext") or {}).get("requestId") or "unknown")
 
 
-def oversized_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 413 proxy response when the body is over the limit, checked before any parsing."""
-    body = event.get("body") or ""
-    if len(body.encode() if isinstance(body, str) else body) <= MAX_BODY_BYTES:
-        return None
+# A JSON string, escapes included. Possessive, and an unterminated one runs to the end, so that
+# scanning stays linear whatever the body.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def is_nested_too_deep(body: str) -> bool:
+    """Whether arrays and objects nest more than MAX_NESTING_DEPTH deep, brackets inside
+    strings aside. One linear pass, before a parser recurses once per level (64 KiB of
+    ``[`` would exhaust Python's stack)."""
+    if body.count("[") + body.count("{") <= MAX_NESTING_DEPTH:
+        return False  # too few brackets to nest that deep: most bodies stop here
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", body)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_NESTING_DEPTH:
+            return True
+    return False
+
+
+def _proxy_error(status: int, code: str, message: str) -> dict[str, Any]:
     return {
-        "statusCode": 413,
+        "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"code": "payload_too_large", "message": "The request body is over 64 KiB."}),
+        "body": json.dumps({"code": code, "message": message}),
         "isBase64Encoded": False,
     }
+
+
+def rejected_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 413 proxy response when the body is over the size limit, a 400 when it nests too
+    deep; checked before anything parses it."""
+    body = event.get("body") or ""
+    raw = body.encode() if isinstance(body, str) else body
+    if len(raw) > MAX_BODY_BYTES:
+        return _proxy_error(413, "payload_too_large", "The request body is over 64 KiB.")
+    if is_nested_too_deep(body if isinstance(body, str) else body.decode(errors="replace")):
+        message = f"The request body nests arrays or objects more than {MAX_NESTING_DEPTH} levels deep."
+        return _proxy_error(400, "nesting_too_deep", message)
+    return None
 
 
 def with_correlation_header(response: dict[str, Any], correlation_id: str) -> dict[str, Any]:
@@ -125,7 +196,7 @@ ApiHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, metrics: Metrics) -> ApiHandler:
     """The Lambda handler of an API function: Powertools logging, tracing and metrics around
-    one request, whose correlation id goes into every log line, size limit, then routing."""
+    one request, whose correlation id goes into every log line, body limits, then routing."""
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler
@@ -133,7 +204,7 @@ def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, m
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id = correlation_id_of(event)
         logger.set_correlation_id(correlation_id)
-        response = oversized_body_response(event) or app.resolve(as_json_request(event), context)
+        response = rejected_body_response(event) or app.resolve(as_json_request(event), context)
         return with_correlation_header(response, correlation_id)
 
     return handler
