@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from devstack.runner import DEFAULT_CONCURRENCY
 from devstack.template import ROOT
 
 DEFAULT_STATE = ROOT / ".local"
@@ -19,7 +20,10 @@ def up(args: argparse.Namespace) -> int:
     from devstack import console
     from devstack.stack import LocalStack, StackOptions
 
-    stack = LocalStack(StackOptions(state_dir=args.state_dir, port=args.port, fast=args.fast, fresh=args.fresh))
+    options = StackOptions(
+        state_dir=args.state_dir, port=args.port, fast=args.fast, fresh=args.fresh, concurrency=args.concurrency
+    )
+    stack = LocalStack(options)
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -60,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=3000)
     start.add_argument("--fresh", action="store_true", help="delete the local data first")
     start.add_argument("--fast", action="store_true", help="seconds instead of minutes for retries and redrives")
+    start.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="containers (worker processes) per function at most; ReservedConcurrentExecutions caps it further",
+    )
     commands.add_parser("demo", help="walk the running stack through the whole saga")
     dlq = commands.add_parser("dlq", help="list or redrive dead-letter queues")
     dlq.add_argument("action", choices=["list", "redrive"])

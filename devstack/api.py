@@ -4,18 +4,22 @@ would send to the function the route names, and its response becomes the HTTP re
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack import console
-from devstack.runner import FunctionRunner
+from devstack.runner import FunctionRunner, Invocation
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
 
 
 @dataclass(frozen=True)
@@ -69,46 +73,78 @@ def proxy_event(
     }
 
 
-def make_server(host: str, port: int, routes: list[Route], stage: str) -> ThreadingHTTPServer:
+class ApiServer(ThreadingHTTPServer):
+    """A thread per connection. http.server listens with a backlog of 5: dozens of clients
+    connecting at once would see their connections dropped or reset, never API Gateway's."""
+
+    request_queue_size = 1024
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The contract's error body; the code is the status's name, e.g. method_not_allowed."""
+    code = "payload_too_large" if status == 413 else HTTPStatus(status).phrase.lower().replace(" ", "_")
+    return json.dumps({"code": code, "message": message}).encode()
+
+
+def make_server(host: str, port: int, routes: list[Route], stage: str) -> ApiServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        default_request_version = "HTTP/1.1"  # answer even a malformed request line with a status line
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # every method, unknown ones too, gets a route's answer or 404/405
+                return self._handle
+            raise AttributeError(name)
 
         def _handle(self) -> None:
             started = time.perf_counter()
             path = urlsplit(self.path).path
             matching = [r for r in routes if r.pattern.match(path)]
             chosen = next((r for r in matching if r.method == self.command), None)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
             if chosen is None:
-                status = 405 if matching else 404
-                code = "method_not_allowed" if matching else "not_found"
-                self._reply(
-                    status,
-                    {"Content-Type": "application/json"},
-                    json.dumps({"code": code, "message": "No such route."}).encode(),
-                )
-                console.line("API", f"{self.command} {self.path} -> {status}")
+                if matching:
+                    allowed = ", ".join(sorted({r.method for r in matching}))
+                    self._error(405, f"{self.command} is not allowed here; use {allowed}.", {"Allow": allowed})
+                else:
+                    self._error(404, "No such route.")
+                return
+            body = self._read_body()
+            if body is None:
                 return
             headers = {name: value for name, value in self.headers.items()}
             invocation = chosen.runner.invoke(proxy_event(chosen, self.command, self.path, headers, body, stage))
-            if invocation.ok and isinstance(invocation.result, dict):
-                response = invocation.result
-                status = int(response.get("statusCode", 200))
-                out_headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
-                out_headers.update(response.get("headers") or {})
-                payload = response.get("body") or ""
-                raw = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
-            else:  # what API Gateway answers when the integration fails
-                status, out_headers = 502, {"Content-Type": "application/json"}
-                raw = json.dumps({"message": "Internal server error"}).encode()
+            status, out_headers, raw = integration_response(invocation)
             self._reply(status, out_headers, raw)
             elapsed = (time.perf_counter() - started) * 1000
             correlation = out_headers.get("X-Correlation-Id", "-")
+            failure = "" if invocation.ok else f" ({invocation.error})"
             console.line(
                 "API",
-                f"{self.command} {self.path} -> {status} {chosen.runner.spec.name} {elapsed:.0f}ms corr={correlation}",
+                f"{self.command} {self.path} -> {status}{failure} {chosen.runner.served_by(invocation)}"
+                f" {elapsed:.0f}ms corr={correlation}",
             )
+
+        def _read_body(self) -> bytes | None:
+            """The request body, or None once an error has been answered."""
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.isdigit():
+                self.send_error(400, "Content-Length is not a number.")
+                return None
+            if int(declared) > MAX_PAYLOAD_BYTES:
+                self.send_error(413, "The request body is over 10 MB.")
+                return None
+            return self.rfile.read(int(declared)) if int(declared) else b""
+
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            self._reply(status, {"Content-Type": "application/json", **(headers or {})}, error_body(status, message))
+            request = f"{self.command} {self.path}" if self.command else repr(self.requestline[:80])
+            console.line("API", f"{request} -> {status} ({message})")
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """Answers a request that cannot be read (a malformed request line, headers too long...)
+            in JSON, not http.server's HTML, and closes the connection: what follows is not a request."""
+            self.close_connection = True
+            self._error(code, message or HTTPStatus(code).phrase, {"Connection": "close"})
 
         def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
             self.send_response(status)
@@ -117,11 +153,31 @@ def make_server(host: str, port: int, routes: list[Route], stage: str) -> Thread
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 (http.server names)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass  # one line per request is written by _handle
+            pass  # one console line per request is written by _handle and _error
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return ApiServer((host, port), Handler)
+
+
+def integration_response(invocation: Invocation) -> tuple[int, dict[str, str], bytes]:
+    """The function's proxy response as HTTP, or what API Gateway answers when there is none."""
+    if invocation.timed_out:
+        return 504, {"Content-Type": "application/json"}, error_body(504, "The function did not answer in time.")
+    if invocation.ok and isinstance(invocation.result, dict):
+        try:
+            return proxy_response(invocation.result)
+        except (TypeError, ValueError, binascii.Error):
+            pass  # a malformed proxy response: a 502 from API Gateway as well
+    return 502, {"Content-Type": "application/json"}, error_body(502, "The function failed; see its log.")
+
+
+def proxy_response(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    status = int(response.get("statusCode", 200))
+    headers = {name: str(values[-1]) for name, values in (response.get("multiValueHeaders") or {}).items()}
+    headers.update({name: str(value) for name, value in (response.get("headers") or {}).items()})
+    payload = response.get("body") or ""
+    raw = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
+    return status, headers, raw

@@ -31,11 +31,27 @@ def _outcome(invocation: Invocation) -> str:
     return "ok" if invocation.ok else f"FAILED ({invocation.error})"
 
 
-class SqsPoller(threading.Thread):
-    """An SQS event source mapping: batches of up to BatchSize; only reported failures return."""
+# An SQS event source mapping starts with five pollers per queue; SNS invokes asynchronously
+# as many at once as the function's concurrency allows. Never more than the function's
+# concurrency, so that a received batch never waits for a container while its visibility
+# timeout runs out.
+SQS_POLLERS = 5
 
-    def __init__(self, sqs: Any, queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event):
-        super().__init__(name=f"sqs-{runner.spec.name}", daemon=True)
+
+class SqsPoller(threading.Thread):
+    """One poller of an SQS event source mapping: batches of up to BatchSize; only reported
+    failures return to the queue."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue: dict[str, str],
+        runner: FunctionRunner,
+        batch_size: int,
+        stop: threading.Event,
+        index: int,
+    ):
+        super().__init__(name=f"sqs-{runner.spec.name}-{index}", daemon=True)
         self.sqs, self.queue, self.runner, self.batch_size, self.stopping = sqs, queue, runner, batch_size, stop
 
     def run(self) -> None:
@@ -62,19 +78,30 @@ class SqsPoller(threading.Thread):
             failed = {item["itemIdentifier"] for item in (invocation.result or {}).get("batchItemFailures", [])}
         else:
             failed = {message["MessageId"] for message in messages}
+        done = [message for message in messages if message["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue["url"],
+                Entries=[{"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(done)],
+            )
         for message in messages:
             event_type, about, correlation = _summary(message["Body"])
             receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
-            if message["MessageId"] in failed:
-                outcome = f"FAILED, returns to the queue (receive {receives})"
-            else:
-                outcome = "ok"
-                self.sqs.delete_message(QueueUrl=self.queue["url"], ReceiptHandle=message["ReceiptHandle"])
+            outcome = f"FAILED, returns to the queue (receive {receives})" if message["MessageId"] in failed else "ok"
             console.line(
                 "SQS",
-                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms"
-                f" corr={correlation}",
+                f"{self.runner.served_by(invocation)} {event_type} {about} {outcome}"
+                f" {invocation.duration_ms:.0f}ms corr={correlation}",
             )
+
+
+def sqs_pollers(
+    sqs: Any, queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event
+) -> list[SqsPoller]:
+    """The pollers of one event source mapping."""
+    return [
+        SqsPoller(sqs, queue, runner, batch_size, stop, index) for index in range(min(SQS_POLLERS, runner.concurrency))
+    ]
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -113,8 +140,9 @@ class SnsInvoker(threading.Thread):
         retry_delays: list[int],
         dead_letter_url: str | None,
         stop: threading.Event,
+        index: int,
     ):
-        super().__init__(name=f"sns-{runner.spec.name}", daemon=True)
+        super().__init__(name=f"sns-{runner.spec.name}-{index}", daemon=True)
         self.sqs, self.deliveries, self.runner, self.stopping = sqs, deliveries, runner, stop
         self.retry_delays, self.dead_letter_url = retry_delays, dead_letter_url
 
@@ -159,9 +187,24 @@ class SnsInvoker(threading.Thread):
                 self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
             console.line(
                 "SNS",
-                f"{self.runner.spec.name} {event_type} {about} {outcome} {invocation.duration_ms:.0f}ms"
-                f" corr={correlation}",
+                f"{self.runner.served_by(invocation)} {event_type} {about} {outcome}"
+                f" {invocation.duration_ms:.0f}ms corr={correlation}",
             )
+
+
+def sns_invokers(
+    sqs: Any,
+    deliveries: dict[str, str],
+    runner: FunctionRunner,
+    retry_delays: list[int],
+    dead_letter_url: str | None,
+    stop: threading.Event,
+) -> list[SnsInvoker]:
+    """As many as the function may run at once."""
+    return [
+        SnsInvoker(sqs, deliveries, runner, retry_delays, dead_letter_url, stop, index)
+        for index in range(runner.concurrency)
+    ]
 
 
 def sns_event(notification: dict[str, Any]) -> dict[str, Any]:

@@ -20,11 +20,11 @@ from moto.server import ThreadedMotoServer
 
 from devstack import console
 from devstack.api import Route, make_server, route
-from devstack.delivery import Scheduler, SnsInvoker, SqsPoller, schedule_seconds
+from devstack.delivery import Scheduler, schedule_seconds, sns_invokers, sqs_pollers
 from devstack.mongod import MongoServer, free_port
 from devstack.provision import Provisioned, aws_client, provision
-from devstack.runner import FunctionRunner
-from devstack.template import REGION, Template, load_template
+from devstack.runner import DEFAULT_CONCURRENCY, FunctionRunner
+from devstack.template import REGION, FunctionSpec, Resolver, Template, load_template
 
 # Lambda retries an asynchronous invocation after about 1 and 2 minutes; --fast shrinks
 # those, queue visibility timeouts and schedules so a redrive can be watched in seconds.
@@ -41,12 +41,19 @@ def preferred_port(port: int) -> int:
         return port if probe.connect_ex(("127.0.0.1", port)) != 0 else free_port()
 
 
+def function_concurrency(spec: FunctionSpec, resolver: Resolver, limit: int) -> int:
+    """The stack's limit per function, or the function's reserved concurrency if that is lower."""
+    reserved = resolver.resolve(spec.reserved_concurrency)
+    return limit if reserved is None else min(limit, int(reserved))
+
+
 @dataclass
 class StackOptions:
     state_dir: Path
     port: int = 3000
     fast: bool = False
     fresh: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
 
 
 @dataclass
@@ -108,14 +115,14 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
             }
-            self.runners[spec.name] = FunctionRunner(spec, environment, state / "logs" / f"{spec.name}.log")
-        for runner in self.runners.values():
-            runner.start()
+            log_path = state / "logs" / f"{spec.name}.log"
+            concurrency = function_concurrency(spec, provisioned.resolver, self.options.concurrency)
+            self.runners[spec.name] = FunctionRunner(spec, environment, log_path, concurrency)
         with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
-            list(pool.map(lambda runner: runner.wait_ready(), self.runners.values()))
+            list(pool.map(FunctionRunner.warm, self.runners.values()))
 
     def _start_delivery(self, template: Template, provisioned: Provisioned, endpoint: str) -> list[Route]:
-        sqs = aws_client("sqs", endpoint)
+        sqs = aws_client("sqs", endpoint, connections=64)  # shared by every poller thread
         routes: list[Route] = []
         for spec in template.functions():
             runner = self.runners[spec.name]
@@ -126,7 +133,7 @@ class LocalStack:
                 elif trigger.kind == "SQS":
                     queue_arn = provisioned.resolver.resolve(props["Queue"])
                     queue = next(info for info in provisioned.queues.values() if info["arn"] == queue_arn)
-                    self.threads.append(SqsPoller(sqs, queue, runner, int(props.get("BatchSize", 10)), self.stopping))
+                    self.threads += sqs_pollers(sqs, queue, runner, int(props.get("BatchSize", 10)), self.stopping)
                 elif trigger.kind == "SNS":
                     dead_letter = (
                         provisioned.resolver.resolve(spec.dead_letter_target) if spec.dead_letter_target else None
@@ -136,7 +143,7 @@ class LocalStack:
                     )
                     delays = (FAST_RETRY_DELAYS if self.options.fast else RETRY_DELAYS)[: spec.max_retry_attempts]
                     deliveries = provisioned.sns_delivery_queues[spec.name]
-                    self.threads.append(SnsInvoker(sqs, deliveries, runner, delays, dead_letter_url, self.stopping))
+                    self.threads += sns_invokers(sqs, deliveries, runner, delays, dead_letter_url, self.stopping)
                 elif trigger.kind == "Schedule":
                     every = FAST_SCHEDULE_SECONDS if self.options.fast else schedule_seconds(props["Schedule"])
                     self.threads.append(Scheduler(runner, every, self.stopping))
@@ -162,7 +169,11 @@ class LocalStack:
             "sns_deliveries": provisioned.sns_delivery_queues,
             "secrets": provisioned.secrets,
             "sender_identities": provisioned.sender_identities,
-            "functions": {name: {"handler": r.spec.handler, "init_ms": r.init_ms} for name, r in self.runners.items()},
+            "functions": {
+                name: {"handler": r.spec.handler, "init_ms": r.init_ms, "concurrency": r.concurrency}
+                for name, r in self.runners.items()
+            },
+            "concurrency": self.options.concurrency,
             "fast": self.options.fast,
             "pid": os.getpid(),
             "startup_seconds": seconds,

@@ -82,7 +82,7 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if set(node) == {"Ref"}:
-            return self.ref(node["Ref"])
+            return None if node["Ref"] == "AWS::NoValue" else self.ref(node["Ref"])
         if set(node) == {"Fn::GetAtt"}:
             name, attribute = node["Fn::GetAtt"]
             return self.get_att(name, attribute)
@@ -141,6 +141,7 @@ class FunctionSpec:
     triggers: list[FunctionTrigger]
     dead_letter_target: Any  # unresolved TargetArn, or None
     max_retry_attempts: int
+    reserved_concurrency: Any = None  # unresolved ReservedConcurrentExecutions: the most containers at once
 
 
 class Template:
@@ -180,6 +181,9 @@ class Template:
                     triggers=triggers,
                     dead_letter_target=props.get("DeadLetterQueue", {}).get("TargetArn"),
                     max_retry_attempts=int(props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2)),
+                    reserved_concurrency=props.get(
+                        "ReservedConcurrentExecutions", self.globals.get("ReservedConcurrentExecutions")
+                    ),
                 )
             )
         return specs

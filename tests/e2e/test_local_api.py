@@ -1,0 +1,199 @@
+"""The local API as API Gateway behaves: many clients connecting at once are all served, every
+answer it gives itself has the contract's JSON error body, a failing or timed-out function
+becomes a JSON 502 or 504, and concurrent requests run on several containers of a function."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.client import HTTPConnection, HTTPResponse
+
+import pytest
+
+from devstack.api import make_server, route
+from devstack.runner import FunctionRunner
+from tests.e2e.probe import probe_spec
+from tests.e2e.running_stack import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def request(url: str, method: str, path: str, body: bytes | None = None) -> tuple[HTTPResponse, bytes]:
+    connection = HTTPConnection(*host_and_port(url), timeout=30)
+    try:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        return response, response.read()
+    finally:
+        connection.close()
+
+
+def assert_json_error(response: HTTPResponse, body: bytes, status: int, code: str) -> None:
+    assert response.status == status
+    assert response.getheader("Content-Type") == "application/json"
+    error = json.loads(body)
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+
+
+def listen_backlog(url: str) -> int:
+    """How many connections the kernel queues for the server before it drops new ones (Linux)."""
+    port = host_and_port(url)[1]
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return int(listening.split()[2])  # State Recv-Q Send-Q...: Send-Q of a listening socket is its backlog
+
+
+def test_64_clients_connecting_at_once_are_all_served(stack: RunningStack) -> None:
+    assert stack.call("PUT", "/inventory/E2E-LOAD", {"name": "Load", "unit_price_cents": 1, "available": 1})[0] == 200
+    clients, rounds = 64, 3
+    barrier = threading.Barrier(clients)
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        for _ in range(rounds):
+            barrier.wait()
+            # on loopback, a connection not made within 2 s had its SYN dropped: a full backlog
+            connection = HTTPConnection(*host_and_port(stack.description["api_url"]), timeout=2)
+            try:
+                connection.connect()
+                connection.sock.settimeout(30)  # the answer may wait for a free container
+                connection.request("GET", "/inventory/E2E-LOAD")
+                statuses.append(connection.getresponse().status)
+            except OSError as error:  # ConnectionResetError, RemoteDisconnected, TimeoutError...
+                errors.append(error)
+            finally:
+                connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert statuses == [200] * clients * rounds
+    assert listen_backlog(stack.description["api_url"]) >= clients
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "PROPFIND", "DELETE"])
+def test_a_method_the_route_does_not_have_is_a_json_405(stack: RunningStack, method: str) -> None:
+    response, body = request(stack.description["api_url"], method, "/users")
+
+    assert_json_error(response, body, 405, "method_not_allowed")
+    assert response.getheader("Allow") == "POST"
+
+
+@pytest.mark.parametrize("method", ["GET", "TRACE", "OPTIONS", "PROPFIND"])
+def test_a_path_without_a_route_is_a_json_404(stack: RunningStack, method: str) -> None:
+    response, body = request(stack.description["api_url"], method, "/nowhere")
+
+    assert_json_error(response, body, 404, "not_found")
+
+
+def test_head_gets_json_headers_and_no_body(stack: RunningStack) -> None:
+    response, body = request(stack.description["api_url"], "HEAD", "/users")
+
+    assert response.status == 405
+    assert response.getheader("Content-Type") == "application/json"
+    assert body == b""
+
+
+def raw_exchange(url: str, data: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Sends bytes that no HTTP client library would, and splits the answer."""
+    with socket.create_connection(host_and_port(url), timeout=10) as connection:
+        connection.sendall(data)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return status_line, headers, body
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /users HTTP/1.1 extra words\r\n\r\n",
+        b"GET /users HTTP/9.9\r\n\r\n",
+        b"POST /users HTTP/1.1\r\nContent-Length: many\r\nConnection: close\r\n\r\n",
+    ],
+)
+def test_a_malformed_request_is_a_json_400(stack: RunningStack, data: bytes) -> None:
+    status_line, headers, body = raw_exchange(stack.description["api_url"], data)
+
+    assert re.fullmatch(r"HTTP/1\.[01] (400|505) .*", status_line)
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)
+    assert error["code"] in ("bad_request", "http_version_not_supported")
+    assert error["message"]
+
+
+def test_concurrent_requests_run_on_several_containers_of_a_function(stack: RunningStack) -> None:
+    assert stack.description["concurrency"] >= 2
+    assert stack.call("PUT", "/inventory/E2E-PAR", {"name": "Par", "unit_price_cents": 1, "available": 1})[0] == 200
+    correlation = "parallel-check"
+    barrier = threading.Barrier(16)
+
+    def client() -> None:
+        barrier.wait()
+        stack.call("GET", "/inventory/E2E-PAR", headers={"X-Correlation-Id": correlation})
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    served_by = re.findall(rf"InventoryApiFunction\[(\d+)\].*corr={correlation}", stack.log_path.read_text())
+    assert len(served_by) == 16
+    assert 1 < len(set(served_by)) <= stack.description["functions"]["InventoryApiFunction"]["concurrency"]
+
+
+@pytest.fixture(scope="module")
+def probe_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The local API in front of the probe function, whose timeout is 1 s."""
+    environment = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_NAME": "Probe"}
+    runner = FunctionRunner(probe_spec(timeout=1), environment, tmp_path_factory.mktemp("probe") / "Probe.log", 2)
+    runner.warm()
+    routes = [route("GET", path, runner) for path in ("/fail", "/crash", "/malformed", "/sleep/{seconds}")]
+    server = make_server("127.0.0.1", 0, routes, "local")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    runner.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/fail", 502, "bad_gateway"),
+        ("/crash", 502, "bad_gateway"),
+        ("/malformed", 502, "bad_gateway"),
+        ("/sleep/5", 504, "gateway_timeout"),
+    ],
+)
+def test_a_function_that_fails_or_times_out_is_a_json_502_or_504(
+    probe_api: str, path: str, status: int, code: str
+) -> None:
+    response, body = request(probe_api, "GET", path)
+
+    assert_json_error(response, body, status, code)
+
+
+def test_the_probe_answers_when_it_does_not_fail(probe_api: str) -> None:
+    response, body = request(probe_api, "GET", "/sleep/0")
+
+    assert (response.status, json.loads(body)) == (200, {"ok": True})
