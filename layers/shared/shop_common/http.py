@@ -62,11 +62,13 @@ def status_for(error: DomainError) -> int:
 
 def _unavailable_dependency_errors() -> tuple[type[BaseException], ...]:
     """pymongo's connection-level errors (server selection, network errors and timeouts,
-    connection pool timeouts) and a failure to read the connection string's secret. Powertools
-    parameters imports boto3 and is loaded only by a function that read its secret with it, so
-    its error is looked up among the loaded modules: had it been raised, it would be there."""
+    connection pool timeouts), a call that did not answer in time (the secrets extension), and
+    a failure to read the connection string's secret. Powertools parameters imports boto3 and is
+    loaded only by a function that read its secret with it, so its error is looked up among the
+    loaded modules: had it been raised, it would be there."""
+    unavailable: tuple[type[BaseException], ...] = (ConnectionFailure, TimeoutError)
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters.exceptions")
-    return (ConnectionFailure,) if parameters is None else (ConnectionFailure, parameters.GetParameterError)
+    return unavailable if parameters is None else (*unavailable, parameters.GetParameterError)
 
 
 def is_dependency_unavailable(error: BaseException) -> bool:
