@@ -158,6 +158,7 @@ class LocalStack:
             "aws_endpoint_url": endpoint,
             "region": REGION,
             "mongodb_uri": mongodb_uri,
+            "mongod": self._mongod(),
             "topics": provisioned.topic_arns,
             "queues": provisioned.queues,
             "redrive": provisioned.dead_letter_queues,
@@ -178,6 +179,12 @@ class LocalStack:
             "pid": os.getpid(),
             "startup_seconds": seconds,
         }
+
+    def _mongod(self) -> dict[str, Any] | None:
+        """The mongod this stack runs (None with MONGODB_URI): to kill it in a fault test, say."""
+        if self.mongo is None or self.mongo.process is None:
+            return None
+        return {"pid": self.mongo.process.pid, "port": self.mongo.port, "data_dir": str(self.mongo.data_dir)}
 
     def stop(self) -> None:
         self.stopping.set()

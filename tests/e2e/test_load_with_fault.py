@@ -1,0 +1,168 @@
+"""Load with a fault: 16 clients place orders over HTTP while the stack's mongod is killed
+(SIGKILL) and, seconds later, restarted on the same port and data directory.
+
+While MongoDB is down the API answers 503 with Retry-After, never a dropped connection, a
+5xx of another kind or a body that is not JSON; afterwards every order reaches a final
+state and the stock adds up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.mongod import MongoServer
+from tests.e2e.running_stack import RunningStack, eventually
+
+pytestmark = pytest.mark.e2e
+
+CLIENTS = 16
+STOCK = {"FAULT-SCARCE": 40, "FAULT-PLENTY": 100_000}  # the scarce one runs out: some orders are rejected
+FINAL = {"CONFIRMED", "REJECTED"}
+# Phases of the load, in seconds: before the kill, MongoDB down (longer than the functions'
+# 3 s server selection timeout, so requests do fail), after the restart.
+BEFORE_KILL, DOWN, AFTER_RESTART = 3.0, 5.0, 4.0
+
+
+@dataclass
+class Answer:
+    status: int | None  # None: no answer at all (the connection failed)
+    headers: dict[str, str]
+    body: Any
+    problem: str | None  # why this answer breaks the contract
+    at: float  # when it arrived (time.monotonic)
+
+
+def post_order(api_url: str, order: dict[str, Any]) -> Answer:
+    host, port = api_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("POST", "/orders", json.dumps(order), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        status, headers, raw = response.status, dict(response.getheaders()), response.read()
+    except OSError as error:
+        return Answer(None, {}, None, f"connection failed: {error!r}", time.monotonic())
+    finally:
+        connection.close()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return Answer(status, headers, raw, f"{status} with a body that is not JSON: {raw[:100]!r}", time.monotonic())
+    if status == 503 and "Retry-After" not in headers:
+        problem: str | None = "503 without Retry-After"
+    elif status >= 500 and status != 503:
+        problem = f"{status} {body}"
+    else:
+        problem = None
+    return Answer(status, headers, body, problem, time.monotonic())
+
+
+def random_order(user_id: str, rng: random.Random) -> dict[str, Any]:
+    items = [{"sku": "FAULT-PLENTY", "quantity": rng.randint(1, 3)}]
+    if rng.random() < 0.5:
+        items.append({"sku": "FAULT-SCARCE", "quantity": rng.randint(1, 2)})
+    return {"user_id": user_id, "items": items, "payment_method": "pm_card_visa"}
+
+
+def all_orders(stack: RunningStack, user_id: str) -> list[dict[str, Any]]:
+    """Every order of the user, including any whose client got a 503 after it was stored."""
+    orders, cursor = [], None
+    while True:
+        status, page = stack.call("GET", f"/users/{user_id}/orders?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        orders += page["orders"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return orders
+
+
+@pytest.fixture
+def restarted_mongods() -> Iterator[list[MongoServer]]:
+    """mongods this test starts in place of the stack's: stopped after it."""
+    started: list[MongoServer] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_orders_under_load_survive_a_mongod_crash(stack: RunningStack, restarted_mongods: list[MongoServer]) -> None:
+    mongod = stack.description["mongod"]
+    assert mongod is not None, "the stack must run its own mongod for this test"
+    for sku, available in STOCK.items():
+        assert (
+            stack.call("PUT", f"/inventory/{sku}", {"name": sku, "unit_price_cents": 100, "available": available})[0]
+            == 200
+        )
+    status, user = stack.call("POST", "/users", {"email": f"fault-{uuid.uuid4().hex[:8]}@example.com", "name": "F"})
+    assert status == 201
+    first = {
+        "user_id": user["user_id"],
+        "items": [{"sku": "FAULT-PLENTY", "quantity": 1}],
+        "payment_method": "pm_card_visa",
+    }
+    placed = eventually(
+        "the orders service to learn of the user", lambda: stack.call("POST", "/orders", first)[0] == 201
+    )
+    assert placed
+
+    answers: list[Answer] = []
+    stopping = threading.Event()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stopping.is_set():
+            answers.append(post_order(stack.description["api_url"], random_order(user["user_id"], rng)))
+
+    clients = [threading.Thread(target=client, args=(seed,)) for seed in range(CLIENTS)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(BEFORE_KILL)
+        os.kill(mongod["pid"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        time.sleep(DOWN)
+        restarted = MongoServer(Path(mongod["data_dir"]), port=mongod["port"])
+        restarted_mongods.append(restarted)
+        restarted.start()
+        restarted_at = time.monotonic()
+        time.sleep(AFTER_RESTART)
+    finally:
+        stopping.set()
+        for thread in clients:
+            thread.join()
+
+    assert [answer.problem for answer in answers if answer.problem] == []
+    assert any(answer.status == 503 for answer in answers if answer.at > killed_at), "MongoDB was never missed"
+    assert any(answer.status == 201 for answer in answers if answer.at > restarted_at + 1), "no recovery"
+    created = {answer.body["order_id"] for answer in answers if answer.status == 201}
+
+    def every_order_final() -> list[dict[str, Any]] | None:
+        orders = all_orders(stack, user["user_id"])
+        return orders if all(order["status"] in FINAL for order in orders) else None
+
+    orders = eventually("every order in a final state", every_order_final, timeout=60)
+    assert created <= {order["order_id"] for order in orders}
+    assert any(order["status"] == "CONFIRMED" for order in orders)
+    for sku, initial in STOCK.items():
+        product = stack.call("GET", f"/inventory/{sku}")[1]
+        confirmed = sum(
+            line["quantity"]
+            for order in orders
+            if order["status"] == "CONFIRMED"
+            for line in order["items"]
+            if line["sku"] == sku
+        )
+        assert (sku, product["available"] + product["reserved"]) == (sku, initial)
+        assert (sku, product["reserved"]) == (sku, confirmed)
