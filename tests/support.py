@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -18,8 +18,32 @@ from pymongo import monitoring
 
 from devstack.delivery import sns_event, sqs_record
 from devstack.worker import LocalContext
+from shop_common.identity import STAFF_GROUP, Caller
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+# The callers of the sample events: a customer (every signed-in sample but the PUT) and a staff member.
+ADA = Caller(user_id="3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60", email="Ada@Example.com", is_staff=False)
+GRACE = Caller(user_id="9d4c2b1a-6e5f-4a3b-8c7d-0e1f2a3b4c5d", email="grace@example.com", is_staff=True)
+
+
+def customer(name: str = "customer") -> Caller:
+    """A new signed-in customer, unknown to every service."""
+    user_id = str(uuid.uuid4())
+    return Caller(user_id=user_id, email=f"{name}-{user_id[:8]}@example.com", is_staff=False)
+
+
+def staff_member() -> Caller:
+    return replace(customer("staff"), is_staff=True)
+
+
+def claims_of(caller: Caller) -> dict[str, str]:
+    """The claims API Gateway's Cognito authorizer passes on for the caller's ID token: every value
+    a string, ``cognito:groups`` included."""
+    claims = {"sub": caller.user_id, "email": caller.email, "email_verified": "true", "token_use": "id"}
+    if caller.is_staff:
+        claims["cognito:groups"] = STAFF_GROUP
+    return claims
 
 
 def sample_event(name: str) -> dict[str, Any]:
@@ -35,9 +59,17 @@ def api_event(
     path_params: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    caller: Caller | None = None,
+    anonymous: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway proxy event based on a sample, with the parts a test cares about replaced."""
+    """An API Gateway proxy event based on a sample, with the parts a test cares about replaced:
+    made by ``caller`` (else the sample's), or by no one (``anonymous``: as if the route had no
+    authorizer)."""
     event = sample_event(name)
+    if anonymous:
+        event["requestContext"].pop("authorizer", None)
+    elif caller is not None:
+        event["requestContext"]["authorizer"] = {"claims": claims_of(caller)}
     if raw_body is not None:
         event["body"] = raw_body
     elif body is not None:

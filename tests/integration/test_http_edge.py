@@ -86,9 +86,7 @@ BRACKETS = '[[[[{{{{"\\' * 10  # 100 characters, quotes and backslashes included
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(runtimes: dict[str, ServiceRuntime]) -> None:
-    user = runtimes["users"].http(
-        users_api.handler, api_event("api-users-create", body={"email": "b@example.com", "name": BRACKETS})
-    )
+    user = runtimes["users"].http(users_api.handler, api_event("api-users-create", body={"name": BRACKETS}))
     assert (user.status, user.body["name"]) == (201, BRACKETS)
 
     product = runtimes["inventory"].http(
@@ -101,7 +99,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting(runtimes: dict[str, Ser
     items = [{"sku": "[" * 60, "quantity": 1}]
     order = runtimes["orders"].http(
         orders_api.handler,
-        api_event("api-orders-create", body={"user_id": "u1", "items": items, "payment_method": "pm_card_visa"}),
+        api_event("api-orders-create", body={"items": items, "payment_method": "pm_card_visa"}),
     )
     assert (order.status, order.body["code"]) == (422, "validation_error")
 

@@ -28,11 +28,11 @@ def test_the_largest_order_is_reserved_confirmed_and_cancelled(
     shop = Shop(runtimes, aws)
     for sku in SKUS:
         stock_up(runtimes["inventory"], sku)
-    user = runtimes["users"].http(users_api.handler, api_event("api-users-create")).body
+    assert runtimes["users"].http(users_api.handler, api_event("api-users-create")).status == 201
     shop.settle()
 
     items = [{"sku": sku, "quantity": MAX_QUANTITY} for sku in SKUS]
-    body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
+    body = {"items": items, "payment_method": "pm_card_visa"}
     placed = runtimes["orders"].http(orders_api.handler, api_event("api-orders-create", body=body)).body
     shop.settle()
 

@@ -212,8 +212,8 @@ def test_confirms_and_cancels_racing_in_threads_never_lose_a_write(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources
 ) -> None:
     orders = runtimes["orders"]
-    user_id = register_user(runtimes, aws)
-    order_ids = [place(orders, user_id).body["order_id"] for _ in range(12)]
+    ada = register_user(runtimes, aws)
+    order_ids = [place(orders, ada).body["order_id"] for _ in range(12)]
     service = orders_api.service()
     start = threading.Barrier(2 * len(order_ids))
 
@@ -223,7 +223,7 @@ def test_confirms_and_cancels_racing_in_threads_never_lose_a_write(
 
     def cancel_it(order_id: str) -> None:
         start.wait()
-        service.cancel(order_id, "c")
+        service.cancel(ada, order_id, "c")
 
     run_in_threads([(work, order_id) for order_id in order_ids for work in (confirm, cancel_it)])
 

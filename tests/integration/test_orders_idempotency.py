@@ -16,6 +16,7 @@ from pymongo.errors import AutoReconnect
 from orders import api as orders_api
 from orders import relay
 from orders.idempotency import store
+from shop_common.identity import Caller
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import orders_db, place, register_user
 from tests.support import ServiceRuntime, received_events
@@ -29,11 +30,11 @@ class ContainerKilled(BaseException):
 
 
 @pytest.fixture
-def user_id(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> str:
-    user_id = register_user(runtimes, aws)
-    place(runtimes["orders"], user_id)  # warm the container: its dependencies exist to be patched
+def ada(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> Caller:
+    ada = register_user(runtimes, aws)
+    place(runtimes["orders"], ada)  # warm the container: its dependencies exist to be patched
     received_events(aws.queue_urls["inventory"])
-    return user_id
+    return ada
 
 
 def collections(mongo_client: MongoClient, runtime: ServiceRuntime) -> tuple[Collection, Collection]:
@@ -58,20 +59,20 @@ def keyed_orders(orders: Collection, before: set[str]) -> list[dict[str, Any]]:
 
 
 def test_a_retry_after_the_key_record_failed_to_complete_returns_the_first_order(
-    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, user_id: str
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, ada: Caller
 ) -> None:
     orders_runtime = runtimes["orders"]
     orders, idempotency = collections(mongo_client, orders_runtime)
     before = {document["_id"] for document in orders.find({}, {"_id": 1})}
 
     with mock.patch.object(store, "_update_record", side_effect=AutoReconnect("primary stepped down")):
-        first = place(orders_runtime, user_id, key="key-complete-fails")
+        first = place(orders_runtime, ada, key="key-complete-fails")
     assert first.status >= 500
     [stored] = keyed_orders(orders, before)
     assert the_record(idempotency)["status"] == "INPROGRESS"
 
     expire_in_progress_records(idempotency)
-    retry = place(orders_runtime, user_id, key="key-complete-fails")
+    retry = place(orders_runtime, ada, key="key-complete-fails")
 
     assert retry.status == 201
     assert retry.body["order_id"] == stored["_id"]
@@ -80,11 +81,11 @@ def test_a_retry_after_the_key_record_failed_to_complete_returns_the_first_order
     assert the_record(idempotency)["status"] == "COMPLETED"
     [placed] = received_events(aws.queue_urls["inventory"])  # the first attempt published it; nobody again
     assert placed["data"]["order_id"] == stored["_id"]
-    assert place(orders_runtime, user_id, key="key-complete-fails").body == retry.body  # replayed from now on
+    assert place(orders_runtime, ada, key="key-complete-fails").body == retry.body  # replayed from now on
 
 
 def test_a_retry_after_the_first_attempt_died_right_after_storing_the_order(
-    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, user_id: str
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, ada: Caller
 ) -> None:
     orders_runtime = runtimes["orders"]
     orders, idempotency = collections(mongo_client, orders_runtime)
@@ -95,11 +96,11 @@ def test_a_retry_after_the_first_attempt_died_right_after_storing_the_order(
         mock.patch.object(publisher, "publish", side_effect=ContainerKilled),
         pytest.raises(ContainerKilled),
     ):
-        place(orders_runtime, user_id, key="key-timed-out")  # timed out in a slow SNS publish
+        place(orders_runtime, ada, key="key-timed-out")  # timed out in a slow SNS publish
     [stored] = keyed_orders(orders, before)
 
     expire_in_progress_records(idempotency)
-    retry = place(orders_runtime, user_id, key="key-timed-out")
+    retry = place(orders_runtime, ada, key="key-timed-out")
 
     assert retry.status == 201
     assert retry.body["order_id"] == stored["_id"]
@@ -116,14 +117,14 @@ def test_a_retry_after_the_first_attempt_died_right_after_storing_the_order(
 
 
 def test_a_retry_whose_key_record_is_gone_returns_the_first_order(
-    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, user_id: str
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, ada: Caller
 ) -> None:
     orders_runtime = runtimes["orders"]
     orders, idempotency = collections(mongo_client, orders_runtime)
-    first = place(orders_runtime, user_id, key="key-record-lost")
+    first = place(orders_runtime, ada, key="key-record-lost")
     assert idempotency.delete_many({}).deleted_count == 1
 
-    retry = place(orders_runtime, user_id, key="key-record-lost")
+    retry = place(orders_runtime, ada, key="key-record-lost")
 
     assert retry.status == 201
     assert retry.body == first.body
@@ -133,33 +134,33 @@ def test_a_retry_whose_key_record_is_gone_returns_the_first_order(
 
 
 def test_another_body_under_a_key_whose_record_is_gone_is_still_422(
-    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, user_id: str
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, ada: Caller
 ) -> None:
     orders_runtime = runtimes["orders"]
     orders, idempotency = collections(mongo_client, orders_runtime)
-    first = place(orders_runtime, user_id, key="key-reused-late")
+    first = place(orders_runtime, ada, key="key-reused-late")
     idempotency.delete_many({})
 
-    other = place(orders_runtime, user_id, items=OTHER_ITEMS, key="key-reused-late")
+    other = place(orders_runtime, ada, items=OTHER_ITEMS, key="key-reused-late")
 
     assert (other.status, other.body["code"]) == (422, "idempotency_key_reused")
     assert idempotency.count_documents({}) == 0  # a 4xx stores nothing
     assert orders.count_documents({}) == 2
-    assert place(orders_runtime, user_id, key="key-reused-late").body == first.body
+    assert place(orders_runtime, ada, key="key-reused-late").body == first.body
 
 
 def test_another_body_after_the_first_attempt_died_is_422(
-    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, user_id: str
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, ada: Caller
 ) -> None:
     orders_runtime = runtimes["orders"]
     orders, idempotency = collections(mongo_client, orders_runtime)
     before = {document["_id"] for document in orders.find({}, {"_id": 1})}
     publisher = orders_api.service().outbox._publisher
     with mock.patch.object(publisher, "publish", side_effect=ContainerKilled), pytest.raises(ContainerKilled):
-        place(orders_runtime, user_id, key="key-died-then-reused")
+        place(orders_runtime, ada, key="key-died-then-reused")
     expire_in_progress_records(idempotency)
 
-    other = place(orders_runtime, user_id, items=OTHER_ITEMS, key="key-died-then-reused")
+    other = place(orders_runtime, ada, items=OTHER_ITEMS, key="key-died-then-reused")
 
     assert (other.status, other.body["code"]) == (422, "idempotency_key_reused")
     assert len(keyed_orders(orders, before)) == 1

@@ -15,7 +15,7 @@ from notifications import app as notifications_app
 from orders import api as orders_api
 from orders import consumer as orders_consumer
 from tests.conftest import AwsResources
-from tests.support import ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
+from tests.support import ADA, ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
 from users import api as users_api
 
 
@@ -64,6 +64,7 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
         )
         assert stocked.status == 200
     user = runtimes["users"].http(users_api.handler, api_event("api-users-create")).body
+    assert user["user_id"] == ADA.user_id  # the sample's caller registered themselves
     shop.settle()
     assert emails() == [("ada@example.com", "Welcome to the shop")]
 
@@ -75,13 +76,13 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
             orders_api.handler,
             api_event(
                 "api-orders-create",
-                body={"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"},
+                body={"items": items, "payment_method": "pm_card_visa"},
                 headers={"X-Correlation-Id": "flow-1"},
             ),
         )
         .body
     )
-    assert placed["status"] == "PENDING"
+    assert (placed["status"], placed["user_id"]) == ("PENDING", ADA.user_id)
     shop.settle()
     confirmed = shop.order(placed["order_id"])
     assert (confirmed["status"], confirmed["total_cents"]) == ("CONFIRMED", 2 * 2500 + 199)
@@ -97,7 +98,7 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
             orders_api.handler,
             api_event(
                 "api-orders-create",
-                body={"user_id": user["user_id"], "items": too_many, "payment_method": "pm_card_visa"},
+                body={"items": too_many, "payment_method": "pm_card_visa"},
                 headers={"Idempotency-Key": "k-2"},
             ),
         )

@@ -1,4 +1,5 @@
-"""Users API, called in-process with the sample API Gateway events, on the real mongod and moto."""
+"""Users API, called in-process with the sample API Gateway events, on the real mongod and moto.
+Callers register their own profile: its id is the token's sub, its email the token's."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import boto3
 import pytest
 from pymongo import MongoClient
 
+from shop_common.identity import Caller
 from tests.conftest import AwsResources
-from tests.support import ServiceRuntime, api_event
+from tests.support import ADA, GRACE, Response, ServiceRuntime, api_event, customer, staff_member
 from users import api
 
 
@@ -19,21 +21,28 @@ def receive_all(queue_url: str) -> list[dict]:
     return messages.get("Messages", [])
 
 
-def test_create_user_returns_201_with_location_and_lowercased_email(runtimes: dict[str, ServiceRuntime]) -> None:
+def test_create_user_registers_the_caller_with_the_tokens_sub_and_lowercased_email(
+    runtimes: dict[str, ServiceRuntime],
+) -> None:
     users = runtimes["users"]
 
     response = users.http(api.handler, api_event("api-users-create"))
 
     assert response.status == 201
-    assert response.body["email"] == "ada@example.com"
+    assert response.body["user_id"] == ADA.user_id
+    assert response.body["email"] == "ada@example.com"  # the token says Ada@Example.com
     assert response.body["name"] == "Ada Lovelace"
     assert response.body["created_at"].endswith("Z")
-    assert response.headers["Location"] == f"/users/{response.body['user_id']}"
+    assert response.headers["Location"] == f"/users/{ADA.user_id}"
 
 
 def test_a_json_body_sent_with_a_form_content_type_is_still_read_as_json(runtimes: dict[str, ServiceRuntime]) -> None:
     event = api_event("api-users-create", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert runtimes["users"].http(api.handler, event).status == 201
+
+
+def get_user(users: ServiceRuntime, user_id: str, caller: Caller) -> Response:
+    return users.http(api.handler, api_event("api-users-get", path_params={"user_id": user_id}, caller=caller))
 
 
 def test_get_user_returns_what_was_created(runtimes: dict[str, ServiceRuntime]) -> None:
@@ -52,14 +61,66 @@ def test_get_unknown_user_is_404_not_found(runtimes: dict[str, ServiceRuntime]) 
     assert response.body["code"] == "not_found"
 
 
-def test_duplicate_email_in_any_case_is_409_email_taken(runtimes: dict[str, ServiceRuntime]) -> None:
+def test_another_users_profile_is_404_exactly_as_if_it_did_not_exist(runtimes: dict[str, ServiceRuntime]) -> None:
     users = runtimes["users"]
-    users.http(api.handler, api_event("api-users-create", body={"email": "grace@example.com", "name": "Grace"}))
+    assert users.http(api.handler, api_event("api-users-create")).status == 201
+    stranger = customer("stranger")
 
-    again = users.http(api.handler, api_event("api-users-create", body={"email": "GRACE@example.COM", "name": "G"}))
+    existing = get_user(users, ADA.user_id, stranger)
+    missing = get_user(users, "no-such-user", stranger)
 
-    assert again.status == 409
-    assert again.body["code"] == "email_taken"
+    assert (existing.status, existing.body["code"]) == (404, "not_found")
+    assert existing.body["message"] == f"No user has id {ADA.user_id!r}."
+    assert missing.body == {**existing.body, "message": "No user has id 'no-such-user'."}
+
+
+def test_staff_read_any_profile(runtimes: dict[str, ServiceRuntime]) -> None:
+    users = runtimes["users"]
+    created = users.http(api.handler, api_event("api-users-create")).body
+
+    for staff in (GRACE, staff_member()):
+        fetched = get_user(users, ADA.user_id, staff)
+        assert (fetched.status, fetched.body) == (200, created)
+
+
+def test_registering_twice_is_409_already_registered_and_keeps_the_profile(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    users = runtimes["users"]
+    first = users.http(api.handler, api_event("api-users-create"))
+    receive_all(aws.queue_urls["orders"])
+
+    again = users.http(api.handler, api_event("api-users-create", body={"name": "Someone Else"}))
+
+    assert (again.status, again.body["code"]) == (409, "already_registered")
+    assert get_user(users, ADA.user_id, ADA).body == first.body
+    assert receive_all(aws.queue_urls["orders"]) == []  # no second UserRegistered
+
+
+def test_two_callers_with_one_email_in_any_case_each_get_a_profile(runtimes: dict[str, ServiceRuntime]) -> None:
+    """Cognito keeps emails unique within the pool; two subs with one email happen only when a
+    Cognito user was deleted and the email signed up again, and that person must not be locked out."""
+    users = runtimes["users"]
+    before = Caller(user_id="former-sub", email="Grace@Example.com", is_staff=False)
+    after = Caller(user_id="new-sub", email="grace@example.COM", is_staff=False)
+
+    responses = [users.http(api.handler, api_event("api-users-create", caller=caller)) for caller in (before, after)]
+
+    assert [(r.status, r.body["user_id"], r.body["email"]) for r in responses] == [
+        (201, "former-sub", "grace@example.com"),
+        (201, "new-sub", "grace@example.com"),
+    ]
+
+
+def test_the_former_unique_email_index_is_dropped(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
+) -> None:
+    users = runtimes["users"]
+    collection = mongo_client[users.env["MONGODB_DATABASE"]]["users"]
+    collection.create_index("email", unique=True, name="email_unique")  # as databases made before have it
+
+    assert users.http(api.handler, api_event("api-users-create")).status == 201
+    assert "email_unique" not in collection.index_information()
 
 
 def test_new_user_is_announced_with_user_registered(
@@ -67,6 +128,7 @@ def test_new_user_is_announced_with_user_registered(
 ) -> None:
     users = runtimes["users"]
     created = users.http(api.handler, api_event("api-users-create", headers={"X-Correlation-Id": "corr-42"})).body
+    assert created["user_id"] == ADA.user_id
 
     messages = receive_all(aws.queue_urls["orders"])
     assert len(messages) == 1
@@ -86,16 +148,17 @@ def test_new_user_is_announced_with_user_registered(
     ("raw_body", "status", "code"),
     [
         ("{not json", 400, "invalid_json"),
-        (json.dumps({"email": "a@example.com", "name": "A", "admin": True}), 422, "validation_error"),
-        (json.dumps({"email": {"$gt": ""}, "name": "A"}), 422, "validation_error"),
-        (json.dumps({"email": "a@example.com", "name": {"$ne": None}}), 422, "validation_error"),
-        (json.dumps({"email": "not-an-email", "name": "A"}), 422, "validation_error"),
-        (json.dumps({"email": "a@example.com", "name": ""}), 422, "validation_error"),
-        (json.dumps({"email": "a@example.com", "name": "x" * 101}), 422, "validation_error"),
-        (json.dumps({"email": "a@example.com"}), 422, "validation_error"),
-        (json.dumps(["a@example.com", "A"]), 422, "validation_error"),
+        (json.dumps({"name": "A", "admin": True}), 422, "validation_error"),
+        (json.dumps({"name": "A", "email": "a@example.com"}), 422, "validation_error"),  # the token says it
+        (json.dumps({"name": "A", "user_id": "someone-else"}), 422, "validation_error"),  # the token says it
+        (json.dumps({"name": {"$ne": None}}), 422, "validation_error"),
+        (json.dumps({"name": ""}), 422, "validation_error"),
+        (json.dumps({"name": "   "}), 422, "validation_error"),
+        (json.dumps({"name": "x" * 101}), 422, "validation_error"),
+        (json.dumps({}), 422, "validation_error"),
+        (json.dumps(["A"]), 422, "validation_error"),
         ("", 422, "validation_error"),
-        (json.dumps({"email": "a@example.com", "name": "x" * (70 * 1024)}), 413, "payload_too_large"),
+        (json.dumps({"name": "x" * (70 * 1024)}), 413, "payload_too_large"),
     ],
 )
 def test_bad_bodies_get_a_clear_4xx_and_store_nothing(

@@ -1,5 +1,6 @@
-"""The one map from errors to responses (shop_common.http), on a resolver of its own: which
-errors mean "a dependency could not be reached" (503, retry later) and which are a bug (500)."""
+"""The one map from errors to responses (shop_common.http), on a resolver of its own: domain
+error categories by status, which errors mean "a dependency could not be reached" (503, retry
+later) and which are a bug (500)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
 from shop_common.http import create_resolver
 from tests.support import FakeLambdaContext, api_event
 
@@ -97,3 +99,21 @@ def test_any_other_unexpected_error_is_500(error: Exception) -> None:
     status, headers, body = answer_to(error)
     assert (status, body["code"]) == (500, "internal_error")
     assert "Retry-After" not in headers
+
+
+class AlreadyThere(Conflict):
+    code = "already_there"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (Unauthorized("Sign in."), 401, "unauthorized"),
+        (Forbidden("Staff only."), 403, "forbidden"),
+        (NotFound("No such thing."), 404, "not_found"),
+        (AlreadyThere("It is there."), 409, "already_there"),
+        (Unprocessable("Not like this."), 422, "unprocessable"),
+    ],
+)
+def test_domain_errors_map_by_category(error: DomainError, status: int, code: str) -> None:
+    assert answer_to(error)[0::2] == (status, {"code": code, "message": error.message})

@@ -11,18 +11,21 @@ from pydantic import ValidationError
 from orders import domain
 from orders.domain import NewOrder, OrderStatus, PagePosition
 from shop_common.events import InventoryRejectedData, InventoryReservedData, OrderCancelledData, PricedLine
+from shop_common.identity import Caller
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=5)
 
 
 REQUEST = NewOrder.model_validate(
-    {"user_id": "u1", "items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}], "payment_method": "pm_x"}
+    {"items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}], "payment_method": "pm_x"}
 )
+CUSTOMER = Caller(user_id="u1", email="u1@example.com", is_staff=False)
+STAFF = Caller(user_id="s1", email="s1@example.com", is_staff=True)
 
 
 def pending_order() -> domain.Order:
-    order, _ = domain.place_order(REQUEST, "o-1", "c1", NOW)
+    order, _ = domain.place_order("u1", REQUEST, "o-1", "c1", NOW)
     return order
 
 
@@ -33,12 +36,26 @@ REJECTION = InventoryRejectedData(order_id="o", reason="No A left.", unavailable
 
 
 def test_placing_makes_a_pending_order_and_its_order_placed_event() -> None:
-    order, event = domain.place_order(REQUEST, "o-1", "c1", NOW)
-    assert (order.order_id, order.status, order.version) == ("o-1", OrderStatus.PENDING, 0)
+    order, event = domain.place_order("u1", REQUEST, "o-1", "c1", NOW)
+    assert (order.order_id, order.user_id, order.status, order.version) == ("o-1", "u1", OrderStatus.PENDING, 0)
     assert (order.total_cents, order.reason) == (None, None)
     assert [entry.status for entry in order.history] == [OrderStatus.PENDING]
-    assert event.data.order_id == order.order_id
+    assert (event.data.order_id, event.data.user_id) == (order.order_id, "u1")
     assert (event.correlation_id, event.occurred_at) == ("c1", NOW)
+
+
+@pytest.mark.parametrize("caller", [CUSTOMER, STAFF], ids=["customer", "staff"])
+def test_an_order_is_placed_for_the_caller_and_no_one_else(caller: Caller) -> None:
+    assert domain.placer_of(caller, REQUEST) == caller.user_id
+    assert domain.placer_of(caller, REQUEST.model_copy(update={"user_id": caller.user_id})) == caller.user_id
+    with pytest.raises(domain.NotForYourself) as refused:
+        domain.placer_of(caller, REQUEST.model_copy(update={"user_id": "someone-else"}))
+    assert refused.value.code == "forbidden"
+
+
+def test_an_idempotency_key_is_scoped_to_its_caller() -> None:
+    assert domain.IdempotencyKey.of(CUSTOMER, "k-1") == domain.IdempotencyKey(scope="u1", key="k-1")
+    assert domain.IdempotencyKey.of(CUSTOMER, "k-1").order_id() != domain.IdempotencyKey.of(STAFF, "k-1").order_id()
 
 
 def test_confirm_sets_total_and_history_once() -> None:
@@ -109,11 +126,11 @@ def test_a_cursor_counts_only_if_it_names_a_listed_order_at_its_stored_position(
 
 
 def test_an_idempotency_key_derives_one_order_id_per_scope_and_key() -> None:
-    key = domain.IdempotencyKey(scope="global", key="k-1")
-    assert key.order_id() == domain.IdempotencyKey("global", "k-1").order_id()
+    key = domain.IdempotencyKey(scope="u1", key="k-1")
+    assert key.order_id() == domain.IdempotencyKey("u1", "k-1").order_id()
     assert str(uuid.UUID(key.order_id())) == key.order_id()
     others = [
-        domain.IdempotencyKey("global", "k-2"),
+        domain.IdempotencyKey("u1", "k-2"),
         domain.IdempotencyKey("caller-b", "k-1"),
         domain.IdempotencyKey("a", "b c"),
         domain.IdempotencyKey("a b", "c"),
@@ -123,17 +140,18 @@ def test_an_idempotency_key_derives_one_order_id_per_scope_and_key() -> None:
 
 def test_a_replay_returns_the_placed_order_only_for_the_same_request() -> None:
     placed = pending_order()
-    assert domain.replay(placed, REQUEST) is placed
+    assert domain.replay(placed, "u1", REQUEST) is placed
+    with pytest.raises(domain.IdempotencyKeyReused):
+        domain.replay(placed, "u2", REQUEST)
     body = REQUEST.model_dump()
     for different in [
-        {**body, "user_id": "u2"},
         {**body, "payment_method": "pm_y"},
         {**body, "items": [{"sku": "A", "quantity": 3}, {"sku": "B", "quantity": 1}]},
         {**body, "items": [{"sku": "A", "quantity": 2}]},
         {**body, "items": list(reversed(body["items"]))},
     ]:
         with pytest.raises(domain.IdempotencyKeyReused):
-            domain.replay(placed, NewOrder.model_validate(different))
+            domain.replay(placed, "u1", NewOrder.model_validate(different))
 
 
 @pytest.mark.parametrize(
@@ -142,4 +160,4 @@ def test_a_replay_returns_the_placed_order_only_for_the_same_request() -> None:
 )
 def test_new_order_validation(items: list[dict[str, object]]) -> None:
     with pytest.raises(ValidationError):
-        NewOrder.model_validate({"user_id": "u1", "items": items, "payment_method": "pm_card_visa"})
+        NewOrder.model_validate({"items": items, "payment_method": "pm_card_visa"})

@@ -29,10 +29,7 @@ items = st.lists(
     unique_by=lambda item: item["sku"],
 )
 requests = st.builds(
-    lambda user_id, lines, payment_method: NewOrder.model_validate(
-        {"user_id": user_id, "items": lines, "payment_method": payment_method}
-    ),
-    user_ids,
+    lambda lines, payment_method: NewOrder.model_validate({"items": lines, "payment_method": payment_method}),
     items,
     payment_methods,
 )
@@ -73,7 +70,7 @@ def decide(order: domain.Order, decision: tuple[str, Any], now: datetime) -> dom
 @FEW
 @given(request=requests, sequence=decisions)
 def test_any_sequence_of_decisions_follows_the_lifecycle(request: NewOrder, sequence: list[tuple[str, Any]]) -> None:
-    order, _ = domain.place_order(request, "o-1", "c", NOW)
+    order, _ = domain.place_order("u1", request, "o-1", "c", NOW)
     for step, decision in enumerate(sequence, start=1):
         before = order
         try:
@@ -104,17 +101,17 @@ def test_any_sequence_of_decisions_follows_the_lifecycle(request: NewOrder, sequ
 
 
 @FEW
-@given(placed_as=requests, retried_as=requests)
+@given(placed_by=user_ids, placed_as=requests, retried_by=user_ids, retried_as=requests)
 def test_a_replay_returns_the_order_exactly_when_the_request_is_the_same(
-    placed_as: NewOrder, retried_as: NewOrder
+    placed_by: str, placed_as: NewOrder, retried_by: str, retried_as: NewOrder
 ) -> None:
-    placed, _ = domain.place_order(placed_as, "o-1", "c", NOW)
-    assert domain.replay(placed, placed_as) is placed
-    if retried_as == placed_as:
-        assert domain.replay(placed, retried_as) is placed
+    placed, _ = domain.place_order(placed_by, placed_as, "o-1", "c", NOW)
+    assert domain.replay(placed, placed_by, placed_as) is placed
+    if (retried_by, retried_as) == (placed_by, placed_as):
+        assert domain.replay(placed, retried_by, retried_as) is placed
     else:
         with pytest.raises(domain.IdempotencyKeyReused):
-            domain.replay(placed, retried_as)
+            domain.replay(placed, retried_by, retried_as)
 
 
 @FEW

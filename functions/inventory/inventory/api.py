@@ -1,4 +1,5 @@
-"""Inventory HTTP API (stock administration): ``PUT`` and ``GET /inventory/{sku}``."""
+"""Inventory HTTP API: ``PUT /inventory/{sku}`` (staff set the catalogue and the stock) and the
+public ``GET /inventory/{sku}``, the one route without a token."""
 
 from typing import Annotated
 
@@ -6,9 +7,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from inventory.dependencies import dependencies
-from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView
+from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView, ensure_may_manage_stock
 from shop_common.clock import utc_now
-from shop_common.http import create_resolver, make_api_handler
+from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, errors, make_api_handler
+from shop_common.identity import caller_of
 from shop_common.tracing import make_tracer
 
 logger = Logger()
@@ -19,15 +21,31 @@ app = create_resolver()
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
 
 
-@app.put("/inventory/<sku>")
+@app.put(
+    "/inventory/<sku>",
+    summary="Set a product and its stock on hand (staff only)",
+    security=SIGNED_IN,
+    responses={
+        200: {"description": "The product."},
+        **errors(401, (403, "`forbidden`: the caller is not staff."), *BODY_ERRORS),
+    },
+)
 @tracer.capture_method
 def put_product(sku: SkuPath, update: ProductUpdate) -> ProductView:
+    ensure_may_manage_stock(caller_of(app.current_event))
     product = dependencies().repository.put_product(sku, update, utc_now())
     logger.info("Product stocked", extra={"sku": sku, "available": product.available})
     return product.view()
 
 
-@app.get("/inventory/<sku>")
+@app.get(
+    "/inventory/<sku>",
+    summary="Read a product of the catalogue (public: no token needed)",
+    responses={
+        200: {"description": "The product, with its stock available and reserved."},
+        **errors((404, "`not_found`: no product has this sku."), (422, "`validation_error`: not a sku.")),
+    },
+)
 @tracer.capture_method
 def get_product(sku: SkuPath) -> ProductView:
     product = dependencies().repository.get_product(sku)

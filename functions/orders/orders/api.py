@@ -1,22 +1,24 @@
-"""Orders HTTP API: place (optionally idempotent), read, list and cancel orders."""
+"""Orders HTTP API: place (optionally idempotent), read, list and cancel the caller's orders."""
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from orders.dependencies import service
 from orders.domain import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    ORDER_ID_PATTERN,
     IdempotencyKey,
     NewOrder,
     OrderPage,
     OrderView,
 )
-from shop_common.http import create_resolver, make_api_handler
+from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
+from shop_common.identity import USER_ID_PATTERN, Caller, caller_of
 from shop_common.tracing import make_tracer
 
 logger = Logger()
@@ -24,53 +26,107 @@ tracer = make_tracer()
 metrics = Metrics()
 app = create_resolver()
 
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-# Keys are global today; scoping them per caller means passing the caller's id here instead.
-GLOBAL_KEY_SCOPE = "global"
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retries with the same key and body place the order once; keys are the caller's own.",
+    ),
+]
+OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN)]
+NOT_ONES_OWN = (404, "`not_found`: no such order, or not the caller's (unless staff).")
 
 
-def _place(body: dict[str, Any], idempotency_key: IdempotencyKey | None = None) -> dict[str, Any]:
-    order = service().place(NewOrder.model_validate(body), logger.get_correlation_id() or "unknown", idempotency_key)
+def _place(caller: Caller, body: dict[str, Any], idempotency_key: IdempotencyKey | None = None) -> dict[str, Any]:
+    correlation_id = logger.get_correlation_id() or "unknown"
+    order = service().place(caller, NewOrder.model_validate(body), correlation_id, idempotency_key)
     metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
     logger.info("Order placed", extra={"order_id": order.order_id, "user_id": order.user_id})
     return order.view().model_dump(mode="json")
 
 
-@app.post("/orders")
+@app.post(
+    "/orders",
+    summary="Place an order for the caller",
+    security=SIGNED_IN,
+    responses={
+        **created("The order, PENDING."),
+        **errors(
+            401,
+            (403, "`forbidden`: `user_id` is not the caller's."),
+            (409, "`idempotency_key_in_flight`: a request with this key is still running."),
+            (
+                422,
+                "`validation_error`; `unknown_user`: the caller has no profile yet (or it is not known yet); "
+                "`idempotency_key_reused`: the key came with another body.",
+            ),
+            *BODY_ERRORS,
+        ),
+    },
+)
 @tracer.capture_method
 def create_order(new_order: NewOrder, idempotency_key: IdempotencyKeyHeader = None) -> Response[OrderView]:
+    caller = caller_of(app.current_event)
     body = new_order.model_dump(mode="json")
     if idempotency_key is None:
-        stored = _place(body)
+        stored = _place(caller, body)
     else:
         from orders.idempotency import place_once
 
-        stored = place_once(IdempotencyKey(GLOBAL_KEY_SCOPE, idempotency_key), body, _place, app.lambda_context)
+        stored = place_once(caller, IdempotencyKey.of(caller, idempotency_key), body, _place, app.lambda_context)
     view = OrderView.model_validate(stored)
     return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
 
 
-@app.get("/orders/<order_id>")
+@app.get(
+    "/orders/<order_id>",
+    summary="Read an order: the owner's, or anyone's for staff",
+    security=SIGNED_IN,
+    responses={200: {"description": "The order."}, **errors(401, NOT_ONES_OWN, 422)},
+)
 @tracer.capture_method
-def get_order(order_id: str) -> OrderView:
-    return service().get(order_id).view()
+def get_order(order_id: OrderIdPath) -> OrderView:
+    return service().get(caller_of(app.current_event), order_id).view()
 
 
-@app.get("/users/<user_id>/orders")
+@app.get(
+    "/users/<user_id>/orders",
+    summary="List a user's orders, newest first: one's own, or anyone's for staff",
+    security=SIGNED_IN,
+    responses={
+        200: {"description": "A page of orders; `next_cursor` fetches the next, null on the last."},
+        **errors(
+            401,
+            (404, "`not_found`: the list is not the caller's (unless staff)."),
+            (422, "`validation_error`: a bad limit, or a cursor this API did not issue for this list."),
+        ),
+    },
+)
 @tracer.capture_method
 def list_user_orders(
-    user_id: str,
+    user_id: UserIdPath,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> OrderPage:
-    orders, next_cursor = service().page(user_id, limit, cursor)
+    orders, next_cursor = service().page(caller_of(app.current_event), user_id, limit, cursor)
     return OrderPage(orders=[order.view() for order in orders], next_cursor=next_cursor)
 
 
-@app.post("/orders/<order_id>/cancel")
+@app.post(
+    "/orders/<order_id>/cancel",
+    summary="Cancel an order: the owner's, or anyone's for staff",
+    security=SIGNED_IN,
+    responses={
+        200: {"description": "The order, CANCELLED (cancelling it again changes nothing)."},
+        **errors(401, NOT_ONES_OWN, (409, "`not_cancellable`: the order is REJECTED."), 422),
+    },
+)
 @tracer.capture_method
-def cancel_order(order_id: str) -> OrderView:
-    order = service().cancel(order_id, logger.get_correlation_id() or "unknown")
+def cancel_order(order_id: OrderIdPath) -> OrderView:
+    order = service().cancel(caller_of(app.current_event), order_id, logger.get_correlation_id() or "unknown")
     logger.info("Order cancel requested", extra={"order_id": order_id, "status": order.status.value})
     return order.view()
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shop_common.clock import iso
-from shop_common.errors import Conflict, NotFound, Unprocessable
+from shop_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shop_common.events import (
     InventoryRejectedData,
     InventoryReservedData,
@@ -32,8 +32,11 @@ from shop_common.events import (
     Sku,
     new_event,
 )
+from shop_common.identity import USER_ID_PATTERN, Caller
 
-UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+UserId = Annotated[str, Field(pattern=USER_ID_PATTERN)]
+# Order ids are UUIDs (random, or derived from an Idempotency-Key); ids of this shape are safe in paths.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -55,6 +58,16 @@ class UnknownUser(Unprocessable):
 class OrderNotFound(NotFound):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"No order has id {order_id!r}.")
+
+
+class UserOrdersNotFound(NotFound):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"No user has id {user_id!r}.")
+
+
+class NotForYourself(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("You may place orders for yourself only: leave out user_id or send your own.")
 
 
 class NotCancellable(Conflict):
@@ -84,11 +97,11 @@ class NewOrderItem(BaseModel):
 
 
 class NewOrder(BaseModel):
-    """Body of ``POST /orders``."""
+    """Body of ``POST /orders``. The order is the caller's: ``user_id``, if sent, must be theirs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: UserId
+    user_id: UserId | None = None
     items: list[NewOrderItem] = Field(min_length=1, max_length=50)
     payment_method: PaymentMethod
 
@@ -140,11 +153,15 @@ ORDER_ID_NAMESPACE = uuid.UUID("5b1f3e0a-7c64-4d2e-9a8b-2f4c6d8e0a13")
 
 @dataclass(frozen=True)
 class IdempotencyKey:
-    """A client's ``Idempotency-Key`` within its scope (today one global scope; per caller, the
-    scope becomes the caller's id): the same key in two scopes names two different requests."""
+    """A client's ``Idempotency-Key`` within its scope, the caller's user id: the same key from
+    two callers names two different requests."""
 
     scope: str
     key: str
+
+    @classmethod
+    def of(cls, caller: Caller, key: str) -> IdempotencyKey:
+        return cls(scope=caller.user_id, key=key)
 
     def order_id(self) -> str:
         """The id of the order placed under this key: every attempt with the key derives the same
@@ -174,13 +191,9 @@ class Order:
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
     version: int = 0  # counts the order's changes; a change is stored only on the version it was decided on
 
-    def matches(self, request: NewOrder) -> bool:
-        """Whether this order is what ``request`` asks for (same user, items in order, payment method)."""
-        return (self.user_id, self.items, self.payment_method) == (
-            request.user_id,
-            _lines(request),
-            request.payment_method,
-        )
+    def matches(self, user_id: str, request: NewOrder) -> bool:
+        """Whether this order is what ``user_id`` asks for with ``request`` (items in order, payment method)."""
+        return (self.user_id, self.items, self.payment_method) == (user_id, _lines(request), request.payment_method)
 
     def view(self) -> OrderView:
         return OrderView(
@@ -213,11 +226,21 @@ def _lines(request: NewOrder) -> tuple[OrderLine, ...]:
     return tuple(OrderLine(sku=item.sku, quantity=item.quantity) for item in request.items)
 
 
-def place_order(request: NewOrder, order_id: str, correlation_id: str, now: datetime) -> tuple[Order, OrderPlaced]:
+def placer_of(caller: Caller, request: NewOrder) -> str:
+    """Whose order ``request`` places: the caller's, always. A ``user_id`` naming anyone else is
+    refused, staff's included (staff read others' orders, they do not buy on their behalf)."""
+    if request.user_id not in (None, caller.user_id):
+        raise NotForYourself
+    return caller.user_id
+
+
+def place_order(
+    user_id: str, request: NewOrder, order_id: str, correlation_id: str, now: datetime
+) -> tuple[Order, OrderPlaced]:
     items = _lines(request)
     order = Order(
         order_id=order_id,
-        user_id=request.user_id,
+        user_id=user_id,
         items=items,
         payment_method=request.payment_method,
         status=OrderStatus.PENDING,
@@ -231,10 +254,10 @@ def place_order(request: NewOrder, order_id: str, correlation_id: str, now: date
     return order, new_event(OrderPlaced, data, correlation_id, occurred_at=now)
 
 
-def replay(placed: Order, request: NewOrder) -> Order:
+def replay(placed: Order, user_id: str, request: NewOrder) -> Order:
     """The order an earlier attempt with the same Idempotency-Key placed, for a retry of the
     same request; the key cannot stand for a different request."""
-    if not placed.matches(request):
+    if not placed.matches(user_id, request):
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.")
     return placed
 

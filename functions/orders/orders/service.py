@@ -1,14 +1,28 @@
-"""Orders use cases: domain decisions, stored with their events, then published."""
+"""Orders use cases: domain decisions, stored with their events, then published.
+
+Decided with the caller: an order is placed for the caller; an order, and a user's list, is
+seen (and cancelled) by its owner or staff, and anyone else is told it does not exist.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from orders import domain
-from orders.domain import IdempotencyKey, NewOrder, Order, OrderNotFound, PagePosition, Transition, UnknownUser
+from orders.domain import (
+    IdempotencyKey,
+    NewOrder,
+    Order,
+    OrderNotFound,
+    PagePosition,
+    Transition,
+    UnknownUser,
+    UserOrdersNotFound,
+)
 from orders.repository import OrdersRepository
 from shop_common.clock import new_id, utc_now
 from shop_common.events import InventoryRejectedData, InventoryReservedData
+from shop_common.identity import Caller
 from shop_common.outbox import Outbox
 
 # A transition loses its compare-and-set only if the order changed in between; re-deciding
@@ -21,28 +35,33 @@ class OrdersService:
         self.repository = repository
         self.outbox = outbox
 
-    def place(self, request: NewOrder, correlation_id: str, idempotency_key: IdempotencyKey | None = None) -> Order:
-        """Place the order. Under an Idempotency-Key its id derives from the key: if an earlier
-        attempt with the key stored the order, however that attempt ended, the insert finds it
-        and this returns it rather than placing another. An OrderPlaced that attempt did not
-        publish is still in the order's outbox, where the relay finds it."""
-        if not self.repository.is_known_user(request.user_id):
-            raise UnknownUser(request.user_id)
+    def place(
+        self, caller: Caller, request: NewOrder, correlation_id: str, idempotency_key: IdempotencyKey | None = None
+    ) -> Order:
+        """Place the caller's order. Under an Idempotency-Key its id derives from the key: if an
+        earlier attempt with the key stored the order, however that attempt ended, the insert
+        finds it and this returns it rather than placing another. An OrderPlaced that attempt
+        did not publish is still in the order's outbox, where the relay finds it."""
+        user_id = domain.placer_of(caller, request)
+        if not self.repository.is_known_user(user_id):
+            raise UnknownUser(user_id)
         order_id = idempotency_key.order_id() if idempotency_key else new_id()
-        order, event = domain.place_order(request, order_id, correlation_id, utc_now())
+        order, event = domain.place_order(user_id, request, order_id, correlation_id, utc_now())
         pending = self.repository.insert(order, event)
         if pending is None:
-            return domain.replay(self.get(order_id), request)
+            return domain.replay(self._stored(order_id), user_id, request)
         self.outbox.flush(self.repository.orders, order.order_id, [pending])
         return order
 
-    def get(self, order_id: str) -> Order:
-        order = self.repository.get(order_id)
-        if order is None:
+    def get(self, caller: Caller, order_id: str) -> Order:
+        order = self._stored(order_id)
+        if not caller.may_see(order.user_id):
             raise OrderNotFound(order_id)
         return order
 
-    def page(self, user_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+    def page(self, caller: Caller, user_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+        if not caller.may_see(user_id):
+            raise UserOrdersNotFound(user_id)
         after = None
         if cursor:
             claimed = domain.decode_cursor(cursor)
@@ -54,8 +73,13 @@ class OrdersService:
         last = orders[limit - 1]
         return orders[:limit], domain.encode_cursor(PagePosition(last.created_at, last.order_id))
 
-    def cancel(self, order_id: str, correlation_id: str) -> Order:
-        return self._transition(order_id, lambda order: domain.cancel(order, correlation_id, utc_now()))
+    def cancel(self, caller: Caller, order_id: str, correlation_id: str) -> Order:
+        def decide(order: Order) -> Transition | None:
+            if not caller.may_see(order.user_id):
+                raise OrderNotFound(order_id)
+            return domain.cancel(order, correlation_id, utc_now())
+
+        return self._transition(order_id, decide)
 
     def record_reservation(self, reservation: InventoryReservedData, correlation_id: str) -> Order:
         return self._transition(
@@ -70,9 +94,15 @@ class OrdersService:
     def remember_user(self, user_id: str, email: str) -> None:
         self.repository.remember_user(user_id, email)
 
+    def _stored(self, order_id: str) -> Order:
+        order = self.repository.get(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
     def _transition(self, order_id: str, decide: Callable[[Order], Transition | None]) -> Order:
         for _ in range(MAX_TRANSITION_ATTEMPTS):
-            order = self.get(order_id)
+            order = self._stored(order_id)
             transition = decide(order)
             if transition is None:
                 return order

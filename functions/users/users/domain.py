@@ -6,17 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from shop_common.clock import iso, new_id
+from shop_common.clock import iso
 from shop_common.errors import Conflict, NotFound
 from shop_common.events import UserRegistered, UserRegisteredData, new_event
+from shop_common.identity import Caller
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-class EmailTaken(Conflict):
-    code = "email_taken"
+class AlreadyRegistered(Conflict):
+    code = "already_registered"
+
+    def __init__(self) -> None:
+        super().__init__("You have registered your profile already.")
 
 
 class UserNotFound(NotFound):
@@ -25,11 +29,10 @@ class UserNotFound(NotFound):
 
 
 class NewUser(BaseModel):
-    """Body of ``POST /users``."""
+    """Body of ``POST /users``: who registers, and with which email, the caller's token says."""
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=254)
     name: Name
 
 
@@ -53,9 +56,9 @@ class User:
         return UserView(user_id=self.user_id, email=self.email, name=self.name, created_at=iso(self.created_at))
 
 
-def register(request: NewUser, correlation_id: str, now: datetime) -> tuple[User, UserRegistered]:
-    """A new user (email stored lower-case) and the event announcing it."""
-    user = User(user_id=new_id(), email=request.email.lower(), name=request.name, created_at=now)
+def register(caller: Caller, request: NewUser, correlation_id: str, now: datetime) -> tuple[User, UserRegistered]:
+    """The caller's own profile (the token's sub and email, stored lower-case) and the event announcing it."""
+    user = User(user_id=caller.user_id, email=caller.email.lower(), name=request.name, created_at=now)
     event = new_event(
         UserRegistered,
         UserRegisteredData(user_id=user.user_id, email=user.email, name=user.name),

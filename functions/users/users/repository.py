@@ -9,7 +9,12 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
-from users.domain import EmailTaken, User, UserRegistered
+from users.domain import AlreadyRegistered, User, UserRegistered
+
+# Profiles were unique by email while clients chose it; the identity is now the token's sub, and
+# Cognito keeps emails unique within the pool. Kept, the index would lock out anyone who signs up
+# again (a new sub) with the email of a profile left behind by a deleted Cognito user.
+FORMER_EMAIL_INDEX = "email_unique"
 
 
 class UsersRepository:
@@ -17,14 +22,16 @@ class UsersRepository:
         self.users: Collection = database["users"]
 
     def ensure_indexes(self) -> None:
-        self.users.create_index("email", unique=True, name="email_unique")
+        if FORMER_EMAIL_INDEX in self.users.index_information():
+            self.users.drop_index(FORMER_EMAIL_INDEX)
         ensure_outbox_index(self.users)
 
     def outbox_collections(self) -> list[Collection]:
         return [self.users]
 
     def insert(self, user: User, event: UserRegistered) -> PendingEvent:
-        """Store the user and its UserRegistered event in one atomic insert."""
+        """Store the user and its UserRegistered event in one atomic insert; the user's id is
+        the caller's, so a second insert of it is AlreadyRegistered."""
         pending = PendingEvent.of(event)
         try:
             self.users.insert_one(
@@ -37,8 +44,8 @@ class UsersRepository:
                 }
             )
         except DuplicateKeyError as error:
-            if "email" in str(error.details or error):
-                raise EmailTaken(f"A user with email {user.email!r} already exists.") from None
+            if (error.details or {}).get("keyPattern") == {"_id": 1}:
+                raise AlreadyRegistered from None
             raise
         return pending
 

@@ -16,6 +16,18 @@ class DomainError(Exception):
         self.message = message
 
 
+class Unauthorized(DomainError):
+    """The request carries no identity that can be trusted."""
+
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this at all (a customer on a staff-only route)."""
+
+    code = "forbidden"
+
+
 class NotFound(DomainError):
     code = "not_found"
 

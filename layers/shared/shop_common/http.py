@@ -5,6 +5,9 @@ never a stack trace: validation errors are 422 (400 for a body that is not JSON 
 too deep, 413 for one too large), domain errors map by category, an unreachable dependency
 (MongoDB, or the secret holding its connection string) is a 503 with ``Retry-After``, and
 anything else unexpected is a logged 500 with a generic body.
+
+Routes declare the same answers for the OpenAPI document: ``errors(...)`` gives the ``responses=``
+entries of their error statuses, ``created(...)`` that of a 201 with its ``Location``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
 
-from shop_common.errors import Conflict, DomainError, NotFound, Unprocessable
+from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
 
 logger = Logger(child=True)
 
@@ -34,10 +39,75 @@ RETRY_AFTER_SECONDS = 5
 
 # The one map from domain error categories to HTTP statuses.
 DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unprocessable: 422,
 }
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API, whoever gives it (a function or API Gateway)."""
+
+    code: str
+    message: str
+    details: list[ValidationIssue] | None = None
+
+
+# The security scheme of the OpenAPI document: the Cognito ID token as a bearer token.
+ID_TOKEN_SCHEME = "CognitoIdToken"
+# The `security=` of every route behind the API's Cognito authorizer.
+SIGNED_IN: list[dict[str, list[str]]] = [{ID_TOKEN_SCHEME: []}]
+
+ERROR_DESCRIPTIONS = {
+    400: "`invalid_json`: the body is not JSON; `nesting_too_deep`: it nests arrays or objects over 32 levels.",
+    401: "`unauthorized`: no ID token, or one that is invalid or expired.",
+    403: "`forbidden`: the caller may not do this.",
+    404: "`not_found`: no such resource, or not one the caller may see.",
+    413: "`payload_too_large`: the body is over 64 KiB.",
+    422: "`validation_error`: the request is not valid (`details` says where).",
+    429: "`too_many_requests`: throttled by API Gateway.",
+    503: "`service_unavailable`: a dependency is unreachable; retry after `Retry-After` seconds.",
+}
+# What any route may answer: API Gateway throttles every route, and MongoDB may be unreachable.
+EVERY_ROUTE_ERRORS = (429, 503)
+# What a route with a JSON body may answer about the body itself.
+BODY_ERRORS = (400, 413, 422)
+
+
+def errors(*statuses: int | tuple[int, str]) -> dict[int, OpenAPIResponse]:
+    """The `responses=` entries (OpenAPI) of a route's error statuses, plus those every route has.
+    A status comes alone (its general description) or as ``(status, "what it means here")``."""
+    described = dict.fromkeys(EVERY_ROUTE_ERRORS, "")
+    for status in statuses:
+        code, description = status if isinstance(status, tuple) else (status, "")
+        if description or code not in described:
+            described[code] = description
+    declared: dict[int, OpenAPIResponse] = {}
+    for status, description in sorted(described.items()):
+        response: OpenAPIResponse = {
+            "description": description or ERROR_DESCRIPTIONS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+        if status == 503:
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+            }
+        declared[status] = response
+    return declared
+
+
+def created(description: str) -> dict[int, OpenAPIResponse]:
+    """The `responses=` entry (OpenAPI) of a 201 whose body is the route's return type."""
+    location: OpenAPIResponseHeader = {"description": "The path of the resource created.", "schema": {"type": "string"}}
+    return {201: {"description": description, "headers": {"Location": location}}}
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
