@@ -42,7 +42,10 @@ def up(args: argparse.Namespace) -> int:
             "STACK",
             f"{len(description['functions'])} functions; details in {args.state_dir / 'stack.json'}; Ctrl-C stops",
         )
-        stopped.wait()
+        # A signal may reach any thread; the main thread runs its handler only once awake, so
+        # it wakes every second instead of blocking for good.
+        while not stopped.wait(timeout=1):
+            pass
     finally:
         stack.stop()
     return 0

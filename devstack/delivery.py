@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devstack import console
+from devstack.queues import LocalQueue
 from devstack.runner import FunctionRunner, Invocation
 from devstack.template import REGION
 
@@ -31,9 +32,9 @@ def _outcome(invocation: Invocation) -> str:
     return "ok" if invocation.ok else f"FAILED ({invocation.error})"
 
 
-# An SQS event source mapping starts with five pollers per queue; SNS invokes asynchronously
-# as many at once as the function's concurrency allows. Never more than the function's
-# concurrency, so that a received batch never waits for a container while its visibility
+# An SQS event source mapping starts with five pollers per queue (SNS invokes asynchronously
+# as many at once as the function's concurrency allows), never more here than the function's
+# concurrency, so that a received batch does not wait for a container while its visibility
 # timeout runs out.
 SQS_POLLERS = 5
 
@@ -43,51 +44,37 @@ class SqsPoller(threading.Thread):
     failures return to the queue."""
 
     def __init__(
-        self,
-        sqs: Any,
-        queue: dict[str, str],
-        runner: FunctionRunner,
-        batch_size: int,
-        stop: threading.Event,
-        index: int,
+        self, source: LocalQueue, queue_arn: str, runner: FunctionRunner, batch_size: int, stop: threading.Event
     ):
-        super().__init__(name=f"sqs-{runner.spec.name}-{index}", daemon=True)
-        self.sqs, self.queue, self.runner, self.batch_size, self.stopping = sqs, queue, runner, batch_size, stop
+        super().__init__(name=f"sqs-{runner.spec.name}", daemon=True)
+        self.source, self.queue_arn, self.runner = source, queue_arn, runner
+        self.batch_size, self.stopping = batch_size, stop
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
                 self.poll_once()
-            except Exception as error:  # the endpoint going away at shutdown, mostly
-                if not self.stopping.is_set():
-                    console.line("ERROR", f"{self.name}: {error}")
-                    time.sleep(1)
+            except Exception as error:
+                console.line("ERROR", f"{self.name}: {error}")
+                time.sleep(1)
 
     def poll_once(self) -> None:
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue["url"],
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=1,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        messages = self.source.receive(self.batch_size, wait_seconds=1)
         if not messages:
             return
-        invocation = self.runner.invoke({"Records": [sqs_record(message, self.queue["arn"]) for message in messages]})
+        invocation = self.runner.invoke({"Records": [sqs_record(message, self.queue_arn) for message in messages]})
         if invocation.ok:
             failed = {item["itemIdentifier"] for item in (invocation.result or {}).get("batchItemFailures", [])}
         else:
             failed = {message["MessageId"] for message in messages}
-        done = [message for message in messages if message["MessageId"] not in failed]
-        if done:
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue["url"],
-                Entries=[{"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(done)],
-            )
         for message in messages:
             event_type, about, correlation = _summary(message["Body"])
-            receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
-            outcome = f"FAILED, returns to the queue (receive {receives})" if message["MessageId"] in failed else "ok"
+            receives = message["Attributes"]["ApproximateReceiveCount"]
+            if message["MessageId"] in failed:
+                outcome = f"FAILED, returns to the queue (receive {receives})"
+            else:
+                outcome = "ok"
+                self.source.delete(message["ReceiptHandle"])
             console.line(
                 "SQS",
                 f"{self.runner.served_by(invocation)} {event_type} {about} {outcome}"
@@ -96,12 +83,11 @@ class SqsPoller(threading.Thread):
 
 
 def sqs_pollers(
-    sqs: Any, queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event
+    queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event
 ) -> list[SqsPoller]:
     """The pollers of one event source mapping."""
-    return [
-        SqsPoller(sqs, queue, runner, batch_size, stop, index) for index in range(min(SQS_POLLERS, runner.concurrency))
-    ]
+    count = min(SQS_POLLERS, runner.concurrency)
+    return [SqsPoller(LocalQueue(queue["url"]), queue["arn"], runner, batch_size, stop) for _ in range(count)]
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -134,32 +120,26 @@ class SnsInvoker(threading.Thread):
 
     def __init__(
         self,
-        sqs: Any,
-        deliveries: dict[str, str],
+        deliveries: LocalQueue,
         runner: FunctionRunner,
         retry_delays: list[int],
-        dead_letter_url: str | None,
+        dead_letter: LocalQueue | None,
         stop: threading.Event,
-        index: int,
     ):
-        super().__init__(name=f"sns-{runner.spec.name}-{index}", daemon=True)
-        self.sqs, self.deliveries, self.runner, self.stopping = sqs, deliveries, runner, stop
-        self.retry_delays, self.dead_letter_url = retry_delays, dead_letter_url
+        super().__init__(name=f"sns-{runner.spec.name}", daemon=True)
+        self.deliveries, self.runner, self.stopping = deliveries, runner, stop
+        self.retry_delays, self.dead_letter = retry_delays, dead_letter
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
                 self.poll_once()
             except Exception as error:
-                if not self.stopping.is_set():
-                    console.line("ERROR", f"{self.name}: {error}")
-                    time.sleep(1)
+                console.line("ERROR", f"{self.name}: {error}")
+                time.sleep(1)
 
     def poll_once(self) -> None:
-        messages = self.sqs.receive_message(
-            QueueUrl=self.deliveries["url"], MaxNumberOfMessages=1, WaitTimeSeconds=1, AttributeNames=["All"]
-        ).get("Messages", [])
-        for message in messages:
+        for message in self.deliveries.receive(1, wait_seconds=1):
             notification = json.loads(message["Body"])
             event = sns_event(notification)
             attempt = int(message["Attributes"]["ApproximateReceiveCount"])
@@ -167,24 +147,17 @@ class SnsInvoker(threading.Thread):
             event_type, about, correlation = _summary(notification.get("Message", ""))
             if invocation.ok:
                 outcome = "ok"
-                self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
+                self.deliveries.delete(message["ReceiptHandle"])
             elif attempt <= len(self.retry_delays):
                 delay = self.retry_delays[attempt - 1]
                 outcome = f"FAILED ({invocation.error}), retry {attempt} in {delay}s"
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=delay
-                )
+                self.deliveries.change_visibility(message["ReceiptHandle"], delay)
             else:
                 outcome = f"FAILED ({invocation.error}), sent to the dead-letter queue"
-                if self.dead_letter_url:
-                    self.sqs.send_message(
-                        QueueUrl=self.dead_letter_url,
-                        MessageBody=json.dumps(event),
-                        MessageAttributes={
-                            "ErrorMessage": {"DataType": "String", "StringValue": str(invocation.error)[:256]}
-                        },
-                    )
-                self.sqs.delete_message(QueueUrl=self.deliveries["url"], ReceiptHandle=message["ReceiptHandle"])
+                if self.dead_letter is not None:
+                    error = {"ErrorMessage": {"DataType": "String", "StringValue": str(invocation.error)[:256]}}
+                    self.dead_letter.send(json.dumps(event), error)
+                self.deliveries.delete(message["ReceiptHandle"])
             console.line(
                 "SNS",
                 f"{self.runner.served_by(invocation)} {event_type} {about} {outcome}"
@@ -193,7 +166,6 @@ class SnsInvoker(threading.Thread):
 
 
 def sns_invokers(
-    sqs: Any,
     deliveries: dict[str, str],
     runner: FunctionRunner,
     retry_delays: list[int],
@@ -201,9 +173,10 @@ def sns_invokers(
     stop: threading.Event,
 ) -> list[SnsInvoker]:
     """As many as the function may run at once."""
+    dead_letter = LocalQueue(dead_letter_url) if dead_letter_url else None
     return [
-        SnsInvoker(sqs, deliveries, runner, retry_delays, dead_letter_url, stop, index)
-        for index in range(runner.concurrency)
+        SnsInvoker(LocalQueue(deliveries["url"]), runner, retry_delays, dead_letter, stop)
+        for _ in range(runner.concurrency)
     ]
 
 

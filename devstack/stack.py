@@ -22,7 +22,7 @@ from devstack import console
 from devstack.api import Route, make_server, route
 from devstack.delivery import Scheduler, schedule_seconds, sns_invokers, sqs_pollers
 from devstack.mongod import MongoServer, free_port
-from devstack.provision import Provisioned, aws_client, provision
+from devstack.provision import Provisioned, provision
 from devstack.runner import DEFAULT_CONCURRENCY, FunctionRunner
 from devstack.template import REGION, FunctionSpec, Resolver, Template, load_template
 
@@ -81,7 +81,7 @@ class LocalStack:
         template = Template(load_template())
         provisioned = provision(template, endpoint, mongodb_uri, prefix="shop-local", fast=self.options.fast)
         self._start_functions(template, provisioned, endpoint, state)
-        routes = self._start_delivery(template, provisioned, endpoint)
+        routes = self._start_delivery(template, provisioned)
         stage = provisioned.resolver.ref("Stage") if "Stage" in provisioned.resolver.parameters else "local"
         self.http = make_server("127.0.0.1", self.options.port, routes, stage)
         threading.Thread(target=self.http.serve_forever, name="api", daemon=True).start()
@@ -121,8 +121,7 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
             list(pool.map(FunctionRunner.warm, self.runners.values()))
 
-    def _start_delivery(self, template: Template, provisioned: Provisioned, endpoint: str) -> list[Route]:
-        sqs = aws_client("sqs", endpoint, connections=64)  # shared by every poller thread
+    def _start_delivery(self, template: Template, provisioned: Provisioned) -> list[Route]:
         routes: list[Route] = []
         for spec in template.functions():
             runner = self.runners[spec.name]
@@ -133,7 +132,7 @@ class LocalStack:
                 elif trigger.kind == "SQS":
                     queue_arn = provisioned.resolver.resolve(props["Queue"])
                     queue = next(info for info in provisioned.queues.values() if info["arn"] == queue_arn)
-                    self.threads += sqs_pollers(sqs, queue, runner, int(props.get("BatchSize", 10)), self.stopping)
+                    self.threads += sqs_pollers(queue, runner, int(props.get("BatchSize", 10)), self.stopping)
                 elif trigger.kind == "SNS":
                     dead_letter = (
                         provisioned.resolver.resolve(spec.dead_letter_target) if spec.dead_letter_target else None
@@ -143,7 +142,7 @@ class LocalStack:
                     )
                     delays = (FAST_RETRY_DELAYS if self.options.fast else RETRY_DELAYS)[: spec.max_retry_attempts]
                     deliveries = provisioned.sns_delivery_queues[spec.name]
-                    self.threads += sns_invokers(sqs, deliveries, runner, delays, dead_letter_url, self.stopping)
+                    self.threads += sns_invokers(deliveries, runner, delays, dead_letter_url, self.stopping)
                 elif trigger.kind == "Schedule":
                     every = FAST_SCHEDULE_SECONDS if self.options.fast else schedule_seconds(props["Schedule"])
                     self.threads.append(Scheduler(runner, every, self.stopping))
