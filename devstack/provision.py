@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from devstack.template import REGION, Attributes, FunctionSpec, Resolver, Template
 
@@ -25,15 +24,13 @@ class Provisioned:
     sender_identities: list[str] = field(default_factory=list)
 
 
-def aws_client(service: str, endpoint_url: str | None, connections: int = 10) -> Any:
-    """``connections``: how many threads may use the client at once without reconnecting."""
+def aws_client(service: str, endpoint_url: str | None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",
-        config=Config(max_pool_connections=connections),
     )
 
 
