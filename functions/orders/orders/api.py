@@ -108,8 +108,8 @@ def get_order(order_id: OrderIdPath) -> OrderView:
 @tracer.capture_method
 def list_user_orders(
     user_id: UserIdPath,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Orders per page.")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=512, description="The previous page's `next_cursor`.")] = None,
 ) -> OrderPage:
     orders, next_cursor = service().page(caller_of(app.current_event), user_id, limit, cursor)
     return OrderPage(orders=[order.view() for order in orders], next_cursor=next_cursor)
