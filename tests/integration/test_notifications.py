@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from pymongo import MongoClient
+from pymongo.errors import AutoReconnect
 
 from notifications import app as notifications_app
+from notifications.mailer import EmailNotSent
+from notifications.repository import ClaimHeld
+from shop_common.clock import utc_now
 from tests.conftest import SENDER, AwsResources
 from tests.support import ServiceRuntime, sample_event
 
@@ -138,7 +150,7 @@ def test_failed_ses_call_is_retried_without_a_second_email(
     ses = notifications_app.dependencies().mailer._ses
     throttled = ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "SendEmail")
 
-    with mock.patch.object(ses, "send_email", side_effect=throttled), pytest.raises(ClientError):
+    with mock.patch.object(ses, "send_email", side_effect=throttled), pytest.raises(EmailNotSent):
         notifications.invoke(notifications_app.handler, event)
     database = mongo_client[notifications.env["MONGODB_DATABASE"]]
     assert database["notifications"].count_documents({"status": "SENT"}) == 1  # only the warm-up
@@ -172,3 +184,148 @@ def test_sample_event_sends_the_confirmation(runtimes: dict[str, ServiceRuntime]
     notifications.invoke(notifications_app.handler, sns_event(registered()))
     notifications.invoke(notifications_app.handler, sample_event("sns-notifications"))
     assert sent_emails()[-1].subject == "Your order 9b8a7c6d is confirmed"
+
+
+SES_ENDPOINT = "https://email.eu-west-1.amazonaws.com/"
+
+
+def emails_to(address: str) -> int:
+    return sum(email.destinations["ToAddresses"] == [address] for email in sent_emails())
+
+
+def notification_status(mongo_client: MongoClient, runtime: ServiceRuntime, event: dict[str, Any]) -> str:
+    event_id = json.loads(event["Records"][0]["Sns"]["Message"])["event_id"]
+    record = mongo_client[runtime.env["MONGODB_DATABASE"]]["notifications"].find_one({"_id": event_id})
+    assert record is not None
+    return str(record["status"])
+
+
+def redeliver(notifications: ServiceRuntime, mongo_client: MongoClient, event: dict[str, Any]) -> None:
+    """Everything that may still come for an event: Lambda's two asynchronous retries, then,
+    once any claim is long stale, a duplicate delivery or a redrive from the dead-letter queue."""
+    for _ in range(2):
+        with contextlib.suppress(ClaimHeld):  # an unfinished claim asks Lambda to retry later
+            notifications.invoke(notifications_app.handler, event)
+    mongo_client[notifications.env["MONGODB_DATABASE"]]["notifications"].update_many(
+        {}, {"$set": {"claimed_at": utc_now() - timedelta(hours=1)}}
+    )
+    notifications.invoke(notifications_app.handler, event)
+
+
+def warm_container(notifications: ServiceRuntime) -> None:
+    """A first email builds the container's dependencies, so a test can patch them."""
+    notifications.invoke(notifications_app.handler, sns_event(registered("ada@example.com")))
+
+
+def test_an_email_sent_but_never_recorded_as_sent_is_not_sent_again(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    event = sns_event(confirmed())
+    repository = notifications_app.dependencies().repository
+
+    with mock.patch.object(repository, "mark_sent", side_effect=AutoReconnect("primary stepped down")):
+        notifications.invoke(notifications_app.handler, event)  # SES took it: nothing left to retry
+    assert emails_to("ada@example.com") == 2
+
+    redeliver(notifications, mongo_client, event)
+    assert emails_to("ada@example.com") == 2
+    assert notification_status(mongo_client, notifications, event) == "UNKNOWN"
+
+
+def test_recording_an_email_as_sent_is_retried_within_the_invocation(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    event = sns_event(confirmed())
+    repository = notifications_app.dependencies().repository
+    mark_sent = repository.mark_sent
+    failures = iter([AutoReconnect("blip")])
+
+    def flaky_mark_sent(*args: Any) -> None:
+        for failure in failures:
+            raise failure
+        mark_sent(*args)
+
+    with mock.patch.object(repository, "mark_sent", side_effect=flaky_mark_sent):
+        notifications.invoke(notifications_app.handler, event)
+
+    assert notification_status(mongo_client, notifications, event) == "SENT"
+    assert emails_to("ada@example.com") == 2
+
+
+@pytest.mark.parametrize(
+    "lost_answer",
+    [ReadTimeoutError(endpoint_url=SES_ENDPOINT), ConnectionClosedError(endpoint_url=SES_ENDPOINT)],
+    ids=["read timeout", "connection closed"],
+)
+def test_an_email_whose_ses_answer_was_lost_is_never_sent_again(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, lost_answer: Exception
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    event = sns_event(confirmed())
+    ses = notifications_app.dependencies().mailer._ses
+    send_email = ses.send_email
+
+    def sent_then_lost(**request: Any) -> Any:
+        send_email(**request)
+        raise lost_answer
+
+    with mock.patch.object(ses, "send_email", side_effect=sent_then_lost):
+        notifications.invoke(notifications_app.handler, event)  # recorded for a human, not raised into a resend
+    assert emails_to("ada@example.com") == 2
+    assert notification_status(mongo_client, notifications, event) == "UNKNOWN"
+
+    redeliver(notifications, mongo_client, event)
+    assert emails_to("ada@example.com") == 2
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ClientError({"Error": {"Code": "MessageRejected", "Message": "Email address is not verified."}}, "SendEmail"),
+        EndpointConnectionError(endpoint_url=SES_ENDPOINT),
+        ConnectTimeoutError(endpoint_url=SES_ENDPOINT),
+    ],
+    ids=["rejected by SES", "connection refused", "connect timeout"],
+)
+def test_an_email_ses_definitely_did_not_send_is_sent_by_the_retry_exactly_once(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, refusal: Exception
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    event = sns_event(confirmed())
+    ses = notifications_app.dependencies().mailer._ses
+
+    with mock.patch.object(ses, "send_email", side_effect=refusal), pytest.raises(EmailNotSent):
+        notifications.invoke(notifications_app.handler, event)  # raised: Lambda retries
+    assert emails_to("ada@example.com") == 1
+
+    redeliver(notifications, mongo_client, event)
+    assert emails_to("ada@example.com") == 2
+    assert notification_status(mongo_client, notifications, event) == "SENT"
+
+
+def test_a_claim_left_by_an_invocation_that_died_mid_send_is_never_taken_over(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    event = sns_event(confirmed())
+    ses = notifications_app.dependencies().mailer._ses
+    send_email = ses.send_email
+
+    def sent_then_timed_out(**request: Any) -> Any:
+        send_email(**request)
+        raise SystemExit("Task timed out")  # Lambda stops the invocation: nothing runs after
+
+    with mock.patch.object(ses, "send_email", side_effect=sent_then_timed_out), pytest.raises(SystemExit):
+        notifications.invoke(notifications_app.handler, event)
+    assert emails_to("ada@example.com") == 2
+
+    redeliver(notifications, mongo_client, event)
+    assert emails_to("ada@example.com") == 2
+    assert notification_status(mongo_client, notifications, event) == "UNKNOWN"

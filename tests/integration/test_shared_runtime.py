@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
@@ -83,7 +84,7 @@ def test_the_secrets_extension_is_used_when_the_function_has_it(monkeypatch: pyt
     try:
         assert mongo.connection_string(settings) == "mongodb://from-extension:27017"
         monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")  # the extension refuses: fall back
-        with mock.patch("aws_lambda_powertools.utilities.parameters.get_secret", return_value="mongodb://sdk") as sdk:
+        with mock.patch.object(mongo.secrets_provider(), "get", return_value="mongodb://sdk") as sdk:
             assert mongo.connection_string(settings) == "mongodb://sdk"
         sdk.assert_called_once()
     finally:
@@ -99,3 +100,23 @@ def test_without_the_extension_the_secret_is_read_with_powertools(
     arn = boto3.client("secretsmanager").create_secret(Name="shop/test/users/uri", SecretString=mongo_uri)["ARN"]
     settings = ServiceSettings(service_name="users", mongodb_database="d", mongodb_secret_id=arn)
     assert mongo.connection_string(settings) == mongo_uri
+
+
+def test_an_extension_that_does_not_answer_in_time_fails_the_read_instead_of_adding_a_second_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(listener.getsockname()[1]))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
+    settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
+    try:
+        with (
+            mock.patch.object(mongo.secrets_provider(), "get", return_value="mongodb://sdk") as sdk,
+            pytest.raises(TimeoutError),
+        ):
+            mongo.connection_string(settings)
+        sdk.assert_not_called()
+    finally:
+        listener.close()

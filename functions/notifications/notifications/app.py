@@ -1,9 +1,11 @@
 """SNS-triggered notifications: one email per UserRegistered, OrderConfirmed, OrderRejected and
-OrderCancelled event, exactly once per event_id.
+OrderCancelled event, at most once per event_id.
 
 SNS invokes Lambda asynchronously: raising makes Lambda retry twice, then the event goes to
-the function's dead-letter queue. So every failure here raises: an invalid message (after
-logging it), a contact not known yet, a failed SES call.
+the function's dead-letter queue. So a failure raises when a retry can fix it: an invalid
+message (after logging it), a contact not known yet, an email SES definitely did not send.
+An email SES may have sent (its answer lost, or the invocation died mid-send) is never sent
+again: its claim stays UNKNOWN, logged with the EmailOutcomeUnknown metric for a human.
 """
 
 from __future__ import annotations
@@ -20,13 +22,21 @@ from pydantic import ValidationError
 from notifications import domain
 from notifications.dependencies import dependencies
 from notifications.domain import Contact, ContactUnknown
+from notifications.mailer import EmailNotSent, EmailOutcomeUnknown
+from notifications.repository import Claim
 from shop_common.clock import utc_now
 from shop_common.events import DomainEvent, UserRegistered, parse_event
+from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
+from shop_common.runtime import seconds_left, within_invocation
 from shop_common.tracing import make_tracer
 
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics()
+
+# Recording SENT is retried in the invocation while a MongoDB write still fits in it: once
+# the email is out, no later invocation can record it (nor may it send it again).
+RECORD_SENT_ATTEMPTS = 3
 
 
 @tracer.capture_method
@@ -42,17 +52,45 @@ def notify(event: domain.NotifiedEvent) -> None:
         contact = found
     email = domain.compose(event, contact)
     event_id = str(event.event_id)
-    if not deps.repository.claim(event_id, event.event_type, contact.user_id, email, utc_now()):
-        logger.info("Already sent; duplicate delivery ignored")
+    claim = deps.repository.claim(event_id, event.event_type, contact.user_id, email, utc_now())
+    if claim is Claim.ABANDONED:
+        _outcome_unknown("An earlier invocation died while sending; the email is not sent again")
+    if claim is not Claim.GRANTED:
+        logger.info("Already sent, or maybe sent; not sent again", extra={"claim": claim.value})
         return
     try:
         message_id = deps.mailer.send(email)
-    except Exception:
+    except EmailNotSent:
         deps.repository.release(event_id)
         raise
-    deps.repository.mark_sent(event_id, message_id, utc_now())
+    except EmailOutcomeUnknown as error:
+        # Not raised: a retry could only find the claim and skip, or, had it not been kept, resend.
+        _outcome_unknown(f"SES may have sent the email ({error}); it is not sent again")
+        deps.repository.mark_unknown(event_id, str(error), utc_now())
+        return
     metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=1)
-    logger.info("Email sent", extra={"to": email.to, "subject": email.subject})
+    logger.info("Email sent", extra={"to": email.to, "subject": email.subject, "message_id": message_id})
+    _record_sent(event_id, message_id)
+
+
+def _record_sent(event_id: str, message_id: str) -> None:
+    repository = dependencies().repository
+    for attempt in range(1, RECORD_SENT_ATTEMPTS + 1):
+        try:
+            repository.mark_sent(event_id, message_id, utc_now())
+            return
+        except Exception:
+            logger.exception("Could not record the email as sent", extra={"attempt": attempt})
+        left = seconds_left()
+        if left is not None and left < SERVER_SELECTION_TIMEOUT_SECONDS + 1:
+            break
+    # Its claim stays SENDING and turns UNKNOWN when stale: no retry ever sends it again.
+    _outcome_unknown("Email sent but not recorded as sent; it is not sent again")
+
+
+def _outcome_unknown(message: str) -> None:
+    logger.error(message)
+    metrics.add_metric(name="EmailOutcomeUnknown", unit=MetricUnit.Count, value=1)
 
 
 def _parse(message: str) -> DomainEvent:
@@ -66,6 +104,7 @@ def _parse(message: str) -> DomainEvent:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_invocation
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     for record in parse(event=event, model=SnsModel).Records:
         domain_event = _parse(str(record.Sns.Message))

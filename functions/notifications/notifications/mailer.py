@@ -1,4 +1,4 @@
-"""Amazon SES, created once per container on first use."""
+"""Amazon SES, created once per container on first use: the only module that knows botocore."""
 
 from __future__ import annotations
 
@@ -6,6 +6,21 @@ from functools import cached_property
 from typing import Any
 
 from notifications.domain import Email
+from shop_common.aws import SINGLE_ATTEMPT, create_client
+
+# botocore never repeats a SendEmail on its own: a repeat after a lost answer would be a
+# second email, and after several attempts the last error no longer tells whether one went.
+SEND_BUDGET = SINGLE_ATTEMPT
+
+
+class EmailNotSent(Exception):
+    """SES definitely did not send the email (it answered with an error, or the connection
+    failed before the request left): sending it again is safe."""
+
+
+class EmailOutcomeUnknown(Exception):
+    """The request may have reached SES (its answer was lost: a read timeout, a connection
+    closed after sending, anything unexpected): sending again could send it twice."""
 
 
 class SesMailer:
@@ -15,17 +30,23 @@ class SesMailer:
 
     @cached_property
     def _ses(self) -> Any:
-        import botocore.session  # not boto3: its session layer adds ~30 ms and nothing used here
-
-        return botocore.session.get_session().create_client("ses", endpoint_url=self._endpoint_url)
+        return create_client("ses", self._endpoint_url, SEND_BUDGET)
 
     def send(self, email: Email) -> str:
-        response = self._ses.send_email(
-            Source=self.sender,
-            Destination={"ToAddresses": [email.to]},
-            Message={
-                "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": email.body, "Charset": "UTF-8"}},
-            },
-        )
-        return str(response["MessageId"])
+        """The SES message id of the sent email; raises EmailNotSent or EmailOutcomeUnknown."""
+        from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+        try:
+            response = self._ses.send_email(
+                Source=self.sender,
+                Destination={"ToAddresses": [email.to]},
+                Message={
+                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": email.body, "Charset": "UTF-8"}},
+                },
+            )
+            return str(response["MessageId"])
+        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as error:
+            raise EmailNotSent(str(error)) from error
+        except Exception as error:
+            raise EmailOutcomeUnknown(f"{type(error).__name__}: {error}") from error

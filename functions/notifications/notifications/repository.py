@@ -11,15 +11,22 @@ from pymongo.errors import DuplicateKeyError
 
 from notifications.domain import Contact, Email
 
-# A claim older than this was left by an invocation that died; a retry may take it over.
-# Sending is at-least-once only in that case (SES may have sent just before the crash);
-# everywhere else an event_id gets exactly one email.
+# A claim still SENDING after this was left by an invocation that died (the function times
+# out after 10 s): SES may or may not have sent its email, so it becomes UNKNOWN, never resent.
 STALE_CLAIM = timedelta(minutes=2)
 
 
 class NotificationStatus(StrEnum):
     SENDING = "SENDING"
     SENT = "SENT"
+    UNKNOWN = "UNKNOWN"  # maybe sent: never sent again; for a human to check (logged, metric)
+
+
+class Claim(StrEnum):
+    GRANTED = "GRANTED"  # this invocation sends the email
+    SENT = "SENT"  # sent before: a duplicate delivery
+    UNKNOWN = "UNKNOWN"  # an earlier attempt may have sent it, already known
+    ABANDONED = "ABANDONED"  # an earlier attempt died mid-send, recorded UNKNOWN just now
 
 
 class ClaimHeld(Exception):
@@ -43,8 +50,9 @@ class NotificationsRepository:
         document = self.contacts.find_one({"_id": user_id})
         return Contact(user_id, document["email"], document["name"]) if document else None
 
-    def claim(self, event_id: str, event_type: str, user_id: str, email: Email, now: datetime) -> bool:
-        """True if this invocation may send the email for ``event_id``; False if it was sent."""
+    def claim(self, event_id: str, event_type: str, user_id: str, email: Email, now: datetime) -> Claim:
+        """Whether this invocation may send the email for ``event_id``: only if no attempt
+        was made, or the last one definitely failed (released)."""
         fields = {
             "event_type": event_type,
             "user_id": user_id,
@@ -56,19 +64,21 @@ class NotificationsRepository:
         }
         try:
             self.notifications.insert_one({"_id": event_id, "created_at": now, **fields})
-            return True
+            return Claim.GRANTED
         except DuplicateKeyError:
             pass
-        taken_over = self.notifications.update_one(
+        abandoned = self.notifications.update_one(
             {"_id": event_id, "status": NotificationStatus.SENDING.value, "claimed_at": {"$lt": now - STALE_CLAIM}},
-            {"$set": fields},
+            {"$set": {"status": NotificationStatus.UNKNOWN.value, "unknown_since": now, "why_unknown": "abandoned"}},
         )
-        if taken_over.modified_count:
-            return True
+        if abandoned.modified_count:
+            return Claim.ABANDONED
         existing = self.notifications.find_one({"_id": event_id}, {"status": 1})
         if existing and existing["status"] == NotificationStatus.SENT.value:
-            return False
-        raise ClaimHeld(event_id)
+            return Claim.SENT
+        if existing and existing["status"] == NotificationStatus.UNKNOWN.value:
+            return Claim.UNKNOWN
+        raise ClaimHeld(event_id)  # SENDING right now, or released in between: retry later
 
     def mark_sent(self, event_id: str, message_id: str, now: datetime) -> None:
         self.notifications.update_one(
@@ -76,6 +86,13 @@ class NotificationsRepository:
             {"$set": {"status": NotificationStatus.SENT.value, "message_id": message_id, "sent_at": now}},
         )
 
+    def mark_unknown(self, event_id: str, why: str, now: datetime) -> None:
+        """Keep the claim for good: SES may have sent the email, so no retry may send it."""
+        self.notifications.update_one(
+            {"_id": event_id, "status": NotificationStatus.SENDING.value},
+            {"$set": {"status": NotificationStatus.UNKNOWN.value, "unknown_since": now, "why_unknown": why}},
+        )
+
     def release(self, event_id: str) -> None:
-        """Forget a claim whose send failed, so the retry sends."""
+        """Forget a claim whose send definitely failed, so the retry sends."""
         self.notifications.delete_one({"_id": event_id, "status": NotificationStatus.SENDING.value})

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pymongo.collection import Collection
 
 from shop_common.outbox import Outbox
+from shop_common.runtime import within_invocation
 
 
 class HasOutbox(Protocol):
@@ -22,10 +23,12 @@ RelayHandler = Callable[[dict[str, Any], LambdaContext], dict[str, int]]
 
 
 def make_relay_handler(dependencies: Callable[[], HasOutbox]) -> RelayHandler:
-    """A Lambda handler that publishes what a failed or interrupted publish left behind."""
+    """A Lambda handler that publishes what a failed or interrupted publish left behind, as
+    much as its timeout allows (the outbox reads the time left from the Lambda context)."""
     logger = Logger()
 
     @logger.inject_lambda_context
+    @within_invocation
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
         deps = dependencies()
         published = deps.outbox.relay(deps.outbox_collections())

@@ -1,4 +1,5 @@
-"""What a service's functions share within a container, built once, at the first invocation.
+"""What a service's functions share within a container, built once, at the first invocation,
+and how long the current invocation may still run.
 
 Built lazily rather than at import so that importing a handler never touches the network
 (tests and tools import freely); every later invocation of the container reuses it.
@@ -7,8 +8,10 @@ Built lazily rather than at import so that importing a handler never touches the
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from functools import wraps
+from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -25,6 +28,34 @@ class PublishingRepository(Protocol):
 
 
 RepositoryT = TypeVar("RepositoryT", bound=PublishingRepository)
+EventT = TypeVar("EventT")
+ResultT = TypeVar("ResultT")
+
+# The running invocation's Lambda context clock; a context variable, so that concurrent
+# invocations in one process (tests, the local stack) each see their own.
+_remaining_millis: ContextVar[Callable[[], int] | None] = ContextVar("remaining_millis", default=None)
+
+
+def within_invocation(handler: Callable[[EventT, Any], ResultT]) -> Callable[[EventT, Any], ResultT]:
+    """Wrap a Lambda handler so that shared code deep in the call (the outbox) can ask
+    ``seconds_left()`` instead of being handed the context through every layer."""
+
+    @wraps(handler)
+    def run(event: EventT, context: Any) -> ResultT:
+        token = _remaining_millis.set(context.get_remaining_time_in_millis)
+        try:
+            return handler(event, context)
+        finally:
+            _remaining_millis.reset(token)
+
+    return run
+
+
+def seconds_left() -> float | None:
+    """Seconds the current invocation may still run; None outside ``within_invocation``
+    (and in threads it started, which do not inherit the context)."""
+    remaining = _remaining_millis.get()
+    return None if remaining is None else remaining() / 1000
 
 
 @dataclass(frozen=True)
@@ -42,4 +73,4 @@ def build_dependencies(make_repository: Callable[[Database], RepositoryT]) -> De
     settings = ServiceSettings.from_env()
     repository = make_repository(database(settings))
     repository.ensure_indexes()
-    return Dependencies(repository=repository, outbox=Outbox(SnsPublisher(settings)))
+    return Dependencies(repository=repository, outbox=Outbox(SnsPublisher(settings), seconds_left))

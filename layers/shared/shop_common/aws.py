@@ -1,0 +1,57 @@
+"""Every AWS client the functions create, with timeouts and retries that fit one invocation.
+
+botocore's defaults (60 s to connect, 60 s per read, retries on top) let one hung endpoint
+hold a function past its 10 s timeout, so each client gets a budget here, and only here.
+The worst case of a call must leave room for MongoDB (3 s server selection) and an answer.
+botocore is imported only when a client is built: read-only paths never load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Standard retry mode waits up to this, doubling per retry, before attempting again (throttling).
+RETRY_BACKOFF_BASE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int  # the first attempt included
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """How long one call may take, every attempt timing out, before it raises."""
+        attempts = self.max_attempts * (self.connect_timeout + self.read_timeout)
+        return attempts + RETRY_BACKOFF_BASE_SECONDS * (2 ** (self.max_attempts - 1) - 1)
+
+    def botocore_config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            # Standard mode also spends from a client-wide retry quota, so a failing service
+            # is not hammered by every caller retrying at once.
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+        )
+
+
+# SNS PublishBatch and Secrets Manager reads: repeating one is harmless (consumers are
+# idempotent), so one retry absorbs a blip. SNS and Secrets Manager answer in tens of ms.
+REPEATABLE = CallBudget(connect_timeout=1.0, read_timeout=1.5, max_attempts=2)
+# SES SendEmail: a request repeated after its answer was lost could send a second email, so
+# botocore never repeats it; the caller decides from the error whether sending again is safe.
+SINGLE_ATTEMPT = CallBudget(connect_timeout=1.0, read_timeout=3.0, max_attempts=1)
+
+
+def create_client(service_name: str, endpoint_url: str | None, budget: CallBudget) -> Any:
+    """A botocore client for ``service_name`` within ``budget`` (botocore, not boto3: boto3's
+    session layer adds ~30 ms of cold start and nothing used here)."""
+    import botocore.session
+
+    return botocore.session.get_session().create_client(
+        service_name, endpoint_url=endpoint_url, config=budget.botocore_config()
+    )
