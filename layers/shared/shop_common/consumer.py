@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from shop_common.events import DomainEvent
+from shop_common.runtime import within_invocation
 
 
 class EventRecord(SqsRecordModel):
@@ -47,6 +48,7 @@ def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
         logger.info("Event handled", extra={"event_type": event.event_type})
 
     @logger.inject_lambda_context
+    @within_invocation  # the outbox's immediate publish only starts if it can finish in time
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
