@@ -26,7 +26,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from bench.environment import ROOT
-from devstack.demo import Api
+from devstack.demo import Api, sign_in
 from devstack.mongod import free_port
 
 CLIENTS = 16
@@ -122,10 +122,11 @@ class Confirmations:
 
 
 def _drive(stack: dict[str, Any], orders: int, clients: int) -> EndToEndResult:
-    api = Api(stack["api_url"])
-    api.call("PUT", "/inventory/BENCH-1", {"name": "Bench", "unit_price_cents": 100, "available": 1_000_000_000})
-    user = api.call("POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench"})[1]
-    body = {"user_id": user["user_id"], "items": [{"sku": "BENCH-1", "quantity": 1}], "payment_method": "pm_card_visa"}
+    staff = Api(stack["api_url"], sign_in(stack, f"staff-{uuid.uuid4().hex[:8]}@example.com", staff=True))
+    staff.call("PUT", "/inventory/BENCH-1", {"name": "Bench", "unit_price_cents": 100, "available": 1_000_000_000})
+    api = Api(stack["api_url"], sign_in(stack, f"bench-{uuid.uuid4().hex[:8]}@example.com"))
+    api.call("POST", "/users", {"name": "Bench"})
+    body = {"items": [{"sku": "BENCH-1", "quantity": 1}], "payment_method": "pm_card_visa"}
     known = time.monotonic() + 30
     # the orders service learns of the user through its queue: 422 unknown_user until then
     while api.call("POST", "/orders", body)[0] != 201 and time.monotonic() < known:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack import console
+from devstack.authorizer import CognitoAuthorizer
 from devstack.runner import FunctionRunner, Invocation
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
@@ -28,15 +29,22 @@ class Route:
     resource: str  # e.g. /users/{user_id}/orders
     pattern: re.Pattern[str]
     runner: FunctionRunner
+    authorizer: CognitoAuthorizer | None  # None: a public route
 
 
-def route(method: str, resource: str, runner: FunctionRunner) -> Route:
+def route(method: str, resource: str, runner: FunctionRunner, authorizer: CognitoAuthorizer | None = None) -> Route:
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
-    return Route(method.upper(), resource, re.compile(f"^{pattern}$"), runner)
+    return Route(method.upper(), resource, re.compile(f"^{pattern}$"), runner, authorizer)
 
 
 def proxy_event(
-    route_: Route, method: str, raw_path: str, headers: dict[str, str], body: bytes, stage: str
+    route_: Route,
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    stage: str,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     parts = urlsplit(raw_path)
     match = route_.pattern.match(parts.path)
@@ -44,6 +52,7 @@ def proxy_event(
     query = parse_qs(parts.query, keep_blank_values=True)
     text = body.decode("utf-8", errors="replace") if body else None
     now = datetime.now(UTC)
+    authorizer = {"authorizer": {"claims": claims}} if claims is not None else {}
     return {
         "resource": route_.resource,
         "path": parts.path,
@@ -67,6 +76,7 @@ def proxy_event(
             "resourcePath": route_.resource,
             "httpMethod": method,
             "protocol": "HTTP/1.1",
+            **authorizer,
         },
         "body": text,
         "isBase64Encoded": False,
@@ -111,8 +121,15 @@ def make_server(host: str, port: int, routes: list[Route], stage: str) -> ApiSer
             body = self._read_body()
             if body is None:
                 return
+            claims = None
+            if chosen.authorizer is not None:
+                claims = chosen.authorizer.claims(self.headers.get("Authorization"))
+                if claims is None:
+                    self._error(401, "Sign in and send your ID token as Authorization: Bearer <token>.")
+                    return
             headers = {name: value for name, value in self.headers.items()}
-            invocation = chosen.runner.invoke(proxy_event(chosen, self.command, self.path, headers, body, stage))
+            event = proxy_event(chosen, self.command, self.path, headers, body, stage, claims)
+            invocation = chosen.runner.invoke(event)
             status, out_headers, raw = integration_response(invocation)
             self._reply(status, out_headers, raw)
             elapsed = (time.perf_counter() - started) * 1000

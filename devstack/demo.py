@@ -13,28 +13,59 @@ from urllib.request import Request, urlopen
 
 from pymongo import MongoClient
 
+from devstack.provision import aws_client
 from devstack.template import Template, load_template
+
+STAFF_GROUP = "staff"
 
 WAIT_SECONDS = 30
 
 
+# Every local user's password: it meets the template's password policy.
+LOCAL_PASSWORD = "Local-Passw0rd!"
+
+
 class Api:
-    def __init__(self, base_url: str) -> None:
+    """The shop's HTTP API, as one caller: ``token`` is the caller's ID token, None for nobody."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
+        self.token = token
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
+        signed_in = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = Request(
             self.base_url + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={"Content-Type": "application/json", **signed_in, **(headers or {})},
         )
         try:
             with urlopen(request, timeout=15) as response:
                 return response.status, json.loads(response.read() or b"null")
         except HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+
+def sign_in(stack: dict[str, Any], email: str, staff: bool = False) -> str:
+    """An ID token of the stack's user pool for ``email``, signing up (and confirming) a new
+    user first, through Cognito's own API as a client would; ``staff`` adds them to the group."""
+    cognito = aws_client("cognito-idp", str(stack["aws_endpoint_url"]))
+    pool_id, client_id = stack["user_pool_id"], stack["user_pool_client_id"]
+    try:
+        cognito.sign_up(ClientId=client_id, Username=email, Password=LOCAL_PASSWORD)
+        cognito.admin_confirm_sign_up(UserPoolId=pool_id, Username=email)
+    except cognito.exceptions.UsernameExistsException:
+        pass
+    if staff:
+        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=STAFF_GROUP)
+    signed_in = cognito.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": email, "PASSWORD": LOCAL_PASSWORD},
+    )
+    return str(signed_in["AuthenticationResult"]["IdToken"])
 
 
 def wait_for(what: str, probe: Callable[[], Any]) -> Any:
@@ -48,8 +79,10 @@ def wait_for(what: str, probe: Callable[[], Any]) -> Any:
 
 
 def run_demo(stack: dict[str, Any]) -> int:
-    api = Api(str(stack["api_url"]))
     started = time.perf_counter()
+    email = f"demo-{uuid.uuid4().hex[:6]}@example.com"
+    staff = Api(str(stack["api_url"]), sign_in(stack, f"staff-{uuid.uuid4().hex[:6]}@example.com", staff=True))
+    api = Api(str(stack["api_url"]), sign_in(stack, email))
 
     def stock(label: str) -> None:
         parts = []
@@ -58,17 +91,16 @@ def run_demo(stack: dict[str, Any]) -> int:
             parts.append(f"{sku} available={product['available']} reserved={product['reserved']}")
         print(f"   stock {label}: " + "; ".join(parts))
 
-    print("1. Stock two products")
+    print("1. Staff stock two products")
     for sku, name, price, available in [("DEMO-BOOK", "A book", 2500, 5), ("DEMO-PEN", "A pen", 199, 2)]:
-        status, product = api.call(
+        status, product = staff.call(
             "PUT", f"/inventory/{sku}", {"name": name, "unit_price_cents": price, "available": available}
         )
         print(f"   PUT /inventory/{sku} -> {status} {product}")
     stock("now")
 
-    print("2. Register a user")
-    email = f"demo-{uuid.uuid4().hex[:6]}@example.com"
-    status, user = api.call("POST", "/users", {"email": email, "name": "Demo Customer"})
+    print("2. A customer signs up (Cognito) and registers their profile")
+    status, user = api.call("POST", "/users", {"name": "Demo Customer"})
     print(f"   POST /users -> {status} user_id={user['user_id']} email={user['email']}")
 
     def place(items: list[dict[str, Any]]) -> dict[str, Any]:

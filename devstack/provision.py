@@ -22,6 +22,8 @@ class Provisioned:
     sns_delivery_queues: dict[str, dict[str, str]] = field(default_factory=dict)  # function -> url, arn
     secrets: dict[str, str] = field(default_factory=dict)
     sender_identities: list[str] = field(default_factory=list)
+    user_pools: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> id, arn
+    user_pool_clients: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> id, user_pool_id
 
 
 def aws_client(service: str, endpoint_url: str | None) -> Any:
@@ -70,6 +72,8 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
         resolver.resources[name] = Attributes(arn)
         done.secrets[name] = arn
 
+    _provision_user_pools(template, aws_client("cognito-idp", endpoint_url), resolver, done)
+
     for props in template.of_type("AWS::SNS::Subscription").values():
         _subscribe(sns, resolver.resolve(props))
 
@@ -84,6 +88,35 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
             ses.verify_email_identity(EmailAddress=sender)
             done.sender_identities.append(sender)
     return done
+
+
+# The user pool settings that shape sign-up and sign-in, named as CreateUserPool names them.
+USER_POOL_SETTINGS = ("UsernameAttributes", "UsernameConfiguration", "AutoVerifiedAttributes", "Policies")
+
+
+def _provision_user_pools(template: Template, cognito: Any, resolver: Resolver, done: Provisioned) -> None:
+    """Each user pool with its app clients and groups, so that callers sign up and in as in AWS."""
+    for name, props in template.of_type("AWS::Cognito::UserPool").items():
+        settings = resolver.resolve({key: value for key, value in props.items() if key in USER_POOL_SETTINGS})
+        pool = cognito.create_user_pool(PoolName=resolver.resolve(props.get("UserPoolName", name)), **settings)
+        pool_id, arn = pool["UserPool"]["Id"], pool["UserPool"]["Arn"]
+        resolver.resources[name] = Attributes(
+            pool_id, {"Arn": arn, "ProviderName": f"cognito-idp.{REGION}.amazonaws.com/{pool_id}"}
+        )
+        done.user_pools[name] = {"id": pool_id, "arn": arn}
+    for name, props in template.of_type("AWS::Cognito::UserPoolClient").items():
+        resolved = resolver.resolve(props)
+        client = cognito.create_user_pool_client(
+            UserPoolId=resolved["UserPoolId"],
+            ClientName=resolved.get("ClientName", name),
+            GenerateSecret=bool(resolved.get("GenerateSecret", False)),
+            ExplicitAuthFlows=resolved.get("ExplicitAuthFlows", []),
+        )["UserPoolClient"]
+        resolver.resources[name] = Attributes(client["ClientId"])
+        done.user_pool_clients[name] = {"id": client["ClientId"], "user_pool_id": resolved["UserPoolId"]}
+    for props in template.of_type("AWS::Cognito::UserPoolGroup").values():
+        resolved = resolver.resolve(props)
+        cognito.create_group(UserPoolId=resolved["UserPoolId"], GroupName=resolved["GroupName"])
 
 
 def _subscribe(sns: Any, props: dict[str, Any]) -> None:

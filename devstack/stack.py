@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from devstack import console
 from devstack.api import Route, make_server, route
+from devstack.authorizer import CognitoAuthorizer
 from devstack.delivery import Scheduler, schedule_seconds, sns_invokers, sqs_pollers
 from devstack.mongod import MongoServer, free_port
 from devstack.provision import Provisioned, provision
@@ -45,6 +46,12 @@ def function_concurrency(spec: FunctionSpec, resolver: Resolver, limit: int) -> 
     """The stack's limit per function, or the function's reserved concurrency if that is lower."""
     reserved = resolver.resolve(spec.reserved_concurrency)
     return limit if reserved is None else min(limit, int(reserved))
+
+
+def _authorizer(provisioned: Provisioned, endpoint: str, pool_arn: str) -> CognitoAuthorizer:
+    pool_id = next(pool["id"] for pool in provisioned.user_pools.values() if pool["arn"] == pool_arn)
+    clients = {client["id"] for client in provisioned.user_pool_clients.values() if client["user_pool_id"] == pool_id}
+    return CognitoAuthorizer.of_pool(endpoint, pool_id, clients)
 
 
 @dataclass
@@ -81,7 +88,7 @@ class LocalStack:
         template = Template(load_template())
         provisioned = provision(template, endpoint, mongodb_uri, prefix="shop-local", fast=self.options.fast)
         self._start_functions(template, provisioned, endpoint, state)
-        routes = self._start_delivery(template, provisioned)
+        routes = self._start_delivery(template, provisioned, endpoint)
         stage = provisioned.resolver.ref("Stage") if "Stage" in provisioned.resolver.parameters else "local"
         self.http = make_server("127.0.0.1", self.options.port, routes, stage)
         threading.Thread(target=self.http.serve_forever, name="api", daemon=True).start()
@@ -121,14 +128,19 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
             list(pool.map(FunctionRunner.warm, self.runners.values()))
 
-    def _start_delivery(self, template: Template, provisioned: Provisioned) -> list[Route]:
+    def _start_delivery(self, template: Template, provisioned: Provisioned, endpoint: str) -> list[Route]:
         routes: list[Route] = []
+        authorizers: dict[str, CognitoAuthorizer] = {}  # by user pool ARN
         for spec in template.functions():
             runner = self.runners[spec.name]
             for trigger in spec.triggers:
                 props = trigger.properties
                 if trigger.kind == "Api":
-                    routes.append(route(props["Method"], props["Path"], runner))
+                    config = template.authorizer_of(trigger)
+                    pool_arn = provisioned.resolver.resolve(config["UserPoolArn"]) if config else None
+                    if pool_arn and pool_arn not in authorizers:
+                        authorizers[pool_arn] = _authorizer(provisioned, endpoint, pool_arn)
+                    routes.append(route(props["Method"], props["Path"], runner, authorizers.get(pool_arn or "")))
                 elif trigger.kind == "SQS":
                     queue_arn = provisioned.resolver.resolve(props["Queue"])
                     queue = next(info for info in provisioned.queues.values() if info["arn"] == queue_arn)
@@ -168,6 +180,9 @@ class LocalStack:
             },
             "sns_deliveries": provisioned.sns_delivery_queues,
             "secrets": provisioned.secrets,
+            # the first pool and app client, for clients to sign up and in (Cognito's own API)
+            "user_pool_id": next((pool["id"] for pool in provisioned.user_pools.values()), None),
+            "user_pool_client_id": next((client["id"] for client in provisioned.user_pool_clients.values()), None),
             "sender_identities": provisioned.sender_identities,
             "functions": {
                 name: {"handler": r.spec.handler, "init_ms": r.init_ms, "concurrency": r.concurrency}

@@ -160,6 +160,17 @@ class Template:
             if resource["Type"] == resource_type
         }
 
+    def authorizer_of(self, trigger: FunctionTrigger) -> dict[str, Any] | None:
+        """The (unresolved) authorizer guarding an Api event: its API's DefaultAuthorizer unless
+        the event says ``Auth: {Authorizer: NONE}``; None for a public route."""
+        api_id = (trigger.properties.get("RestApiId") or {}).get("Ref")
+        auth = self.resources.get(api_id, {}).get("Properties", {}).get("Auth", {}) if api_id else {}
+        name = trigger.properties.get("Auth", {}).get("Authorizer", auth.get("DefaultAuthorizer"))
+        if name is None or name == "NONE":
+            return None
+        authorizer: dict[str, Any] = auth["Authorizers"][name]
+        return authorizer
+
     def functions(self) -> list[FunctionSpec]:
         specs = []
         for name, props in self.of_type("AWS::Serverless::Function").items():

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.demo import Api
+from devstack.demo import Api, sign_in
 from devstack.mongod import free_port
 from devstack.provision import aws_client
 
@@ -29,7 +30,13 @@ class RunningStack:
     log_path: Path
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """As a caller who has not signed in."""
         return Api(self.description["api_url"]).call(method, path, body, headers)
+
+    def sign_in(self, staff: bool = False, email: str | None = None) -> Api:
+        """A caller signed in to the stack's user pool: a new user unless ``email`` is given."""
+        email = email or f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+        return Api(self.description["api_url"], sign_in(self.description, email, staff))
 
     def sqs(self) -> Any:
         return aws_client("sqs", self.description["aws_endpoint_url"])

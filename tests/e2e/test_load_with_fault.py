@@ -14,7 +14,6 @@ import random
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from devstack.demo import Api
 from devstack.mongod import MongoServer
 from tests.e2e.running_stack import RunningStack, eventually
 
@@ -45,11 +45,12 @@ class Answer:
     at: float  # when it arrived (time.monotonic)
 
 
-def post_order(api_url: str, order: dict[str, Any]) -> Answer:
-    host, port = api_url.removeprefix("http://").split(":")
+def post_order(customer: Api, order: dict[str, Any]) -> Answer:
+    host, port = customer.base_url.removeprefix("http://").split(":")
     connection = HTTPConnection(host, int(port), timeout=60)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {customer.token}"}
     try:
-        connection.request("POST", "/orders", json.dumps(order), {"Content-Type": "application/json"})
+        connection.request("POST", "/orders", json.dumps(order), headers)
         response = connection.getresponse()
         status, headers, raw = response.status, dict(response.getheaders()), response.read()
     except OSError as error:
@@ -69,18 +70,20 @@ def post_order(api_url: str, order: dict[str, Any]) -> Answer:
     return Answer(status, headers, body, problem, time.monotonic())
 
 
-def random_order(user_id: str, rng: random.Random) -> dict[str, Any]:
+def random_order(rng: random.Random) -> dict[str, Any]:
     items = [{"sku": "FAULT-PLENTY", "quantity": rng.randint(1, 3)}]
     if rng.random() < 0.5:
         items.append({"sku": "FAULT-SCARCE", "quantity": rng.randint(1, 2)})
-    return {"user_id": user_id, "items": items, "payment_method": "pm_card_visa"}
+    return {"items": items, "payment_method": "pm_card_visa"}
 
 
-def all_orders(stack: RunningStack, user_id: str) -> list[dict[str, Any]]:
+def all_orders(customer: Api, user_id: str) -> list[dict[str, Any]]:
     """Every order of the user, including any whose client got a 503 after it was stored."""
     orders, cursor = [], None
     while True:
-        status, page = stack.call("GET", f"/users/{user_id}/orders?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+        status, page = customer.call(
+            "GET", f"/users/{user_id}/orders?limit=100" + (f"&cursor={cursor}" if cursor else "")
+        )
         assert status == 200, page
         orders += page["orders"]
         cursor = page["next_cursor"]
@@ -100,20 +103,15 @@ def restarted_mongods() -> Iterator[list[MongoServer]]:
 def test_orders_under_load_survive_a_mongod_crash(stack: RunningStack, restarted_mongods: list[MongoServer]) -> None:
     mongod = stack.description["mongod"]
     assert mongod is not None, "the stack must run its own mongod for this test"
+    staff, customer = stack.sign_in(staff=True), stack.sign_in()
     for sku, available in STOCK.items():
-        assert (
-            stack.call("PUT", f"/inventory/{sku}", {"name": sku, "unit_price_cents": 100, "available": available})[0]
-            == 200
-        )
-    status, user = stack.call("POST", "/users", {"email": f"fault-{uuid.uuid4().hex[:8]}@example.com", "name": "F"})
+        product = {"name": sku, "unit_price_cents": 100, "available": available}
+        assert staff.call("PUT", f"/inventory/{sku}", product)[0] == 200
+    status, user = customer.call("POST", "/users", {"name": "F"})
     assert status == 201
-    first = {
-        "user_id": user["user_id"],
-        "items": [{"sku": "FAULT-PLENTY", "quantity": 1}],
-        "payment_method": "pm_card_visa",
-    }
+    first = {"items": [{"sku": "FAULT-PLENTY", "quantity": 1}], "payment_method": "pm_card_visa"}
     placed = eventually(
-        "the orders service to learn of the user", lambda: stack.call("POST", "/orders", first)[0] == 201
+        "the orders service to learn of the user", lambda: customer.call("POST", "/orders", first)[0] == 201
     )
     assert placed
 
@@ -123,7 +121,7 @@ def test_orders_under_load_survive_a_mongod_crash(stack: RunningStack, restarted
     def client(seed: int) -> None:
         rng = random.Random(seed)
         while not stopping.is_set():
-            answers.append(post_order(stack.description["api_url"], random_order(user["user_id"], rng)))
+            answers.append(post_order(customer, random_order(rng)))
 
     clients = [threading.Thread(target=client, args=(seed,)) for seed in range(CLIENTS)]
     for thread in clients:
@@ -149,7 +147,7 @@ def test_orders_under_load_survive_a_mongod_crash(stack: RunningStack, restarted
     created = {answer.body["order_id"] for answer in answers if answer.status == 201}
 
     def every_order_final() -> list[dict[str, Any]] | None:
-        orders = all_orders(stack, user["user_id"])
+        orders = all_orders(customer, user["user_id"])
         return orders if all(order["status"] in FINAL for order in orders) else None
 
     orders = eventually("every order in a final state", every_order_final, timeout=60)

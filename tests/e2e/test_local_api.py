@@ -1,18 +1,26 @@
 """The local API as API Gateway behaves: many clients connecting at once are all served, every
-answer it gives itself has the contract's JSON error body, a failing or timed-out function
-becomes a JSON 502 or 504, and concurrent requests run on several containers of a function."""
+answer it gives itself has the contract's JSON error body, a route behind the Cognito
+authorizer needs a valid ID token whose claims the function gets, a failing or timed-out
+function becomes a JSON 502 or 504, and concurrent requests run on several containers."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.client import HTTPConnection, HTTPResponse
+from pathlib import Path
+from typing import Any
 
+import moto.cognitoidp
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from devstack.api import make_server, route
 from devstack.runner import FunctionRunner
@@ -27,10 +35,12 @@ def host_and_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def request(url: str, method: str, path: str, body: bytes | None = None) -> tuple[HTTPResponse, bytes]:
+def request(
+    url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[HTTPResponse, bytes]:
     connection = HTTPConnection(*host_and_port(url), timeout=30)
     try:
-        connection.request(method, path, body=body)
+        connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
         return response, response.read()
     finally:
@@ -53,7 +63,8 @@ def listen_backlog(url: str) -> int:
 
 
 def test_64_clients_connecting_at_once_are_all_served(stack: RunningStack) -> None:
-    assert stack.call("PUT", "/inventory/E2E-LOAD", {"name": "Load", "unit_price_cents": 1, "available": 1})[0] == 200
+    staff = stack.sign_in(staff=True)
+    assert staff.call("PUT", "/inventory/E2E-LOAD", {"name": "Load", "unit_price_cents": 1, "available": 1})[0] == 200
     clients, rounds = 64, 3
     barrier = threading.Barrier(clients)
     statuses: list[int] = []
@@ -142,7 +153,8 @@ def test_a_malformed_request_is_a_json_400(stack: RunningStack, data: bytes) -> 
 
 def test_concurrent_requests_run_on_several_containers_of_a_function(stack: RunningStack) -> None:
     assert stack.description["concurrency"] >= 2
-    assert stack.call("PUT", "/inventory/E2E-PAR", {"name": "Par", "unit_price_cents": 1, "available": 1})[0] == 200
+    staff = stack.sign_in(staff=True)
+    assert staff.call("PUT", "/inventory/E2E-PAR", {"name": "Par", "unit_price_cents": 1, "available": 1})[0] == 200
     correlation = "parallel-check"
     barrier = threading.Barrier(16)
 
@@ -159,6 +171,76 @@ def test_concurrent_requests_run_on_several_containers_of_a_function(stack: Runn
     served_by = re.findall(rf"InventoryApiFunction\[(\d+)\].*corr={correlation}", stack.log_path.read_text())
     assert len(served_by) == 16
     assert 1 < len(set(served_by)) <= stack.description["functions"]["InventoryApiFunction"]["concurrency"]
+
+
+def id_token(**changes: Any) -> str:
+    """An ID token signed with the local pool's key (moto's), with ``changes`` to its claims."""
+    claims = {
+        "sub": "c0ffee00-0000-4000-8000-000000000001",
+        "email": "minted@example.com",
+        "token_use": "id",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 3600,
+        **changes,
+    }
+    with gzip.open(Path(moto.cognitoidp.__file__).parent / "resources" / "jwks-private.json.gz") as private:
+        key = RSAKey.import_key(json.load(private))
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def valid_claims(stack: RunningStack) -> dict[str, Any]:
+    pool_id = stack.description["user_pool_id"]
+    return {
+        "iss": f"https://cognito-idp.{stack.description['region']}.amazonaws.com/{pool_id}",
+        "aud": stack.description["user_pool_client_id"],
+    }
+
+
+Authorization = Callable[[dict[str, Any]], str | None]  # the header, given the claims a valid token has
+INVALID_AUTHORIZATIONS: dict[str, Authorization] = {
+    "none": lambda valid: None,
+    "empty": lambda valid: "",
+    "no token": lambda valid: "Bearer",
+    "not a token": lambda valid: "Bearer not-a-token",
+    "basic": lambda valid: "Basic dXNlcjpwYXNz",
+    "expired": lambda valid: "Bearer " + id_token(**valid, exp=int(time.time()) - 60),
+    "another audience": lambda valid: "Bearer " + id_token(**{**valid, "aud": "another-client"}),
+    "another issuer": lambda valid: "Bearer " + id_token(**{**valid, "iss": "https://cognito-idp.x/other"}),
+    "an access token": lambda valid: "Bearer " + id_token(**valid, token_use="access"),
+    "a forged signature": lambda valid: "Bearer " + id_token(**valid)[:-8] + "AAAAAAAA",
+}
+
+
+@pytest.mark.parametrize("case", INVALID_AUTHORIZATIONS)
+def test_a_route_behind_the_authorizer_answers_401_without_a_valid_id_token(stack: RunningStack, case: str) -> None:
+    authorization = INVALID_AUTHORIZATIONS[case](valid_claims(stack))
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    response, body = request(
+        stack.description["api_url"], "GET", "/users/c0ffee00-0000-4000-8000-000000000001", None, headers
+    )
+
+    assert_json_error(response, body, 401, "unauthorized")
+
+
+def test_the_function_gets_the_claims_of_a_valid_id_token(stack: RunningStack) -> None:
+    minted = id_token(**valid_claims(stack), email="Minted@Example.com", **{"cognito:groups": ["staff"]})
+
+    response, body = request(
+        stack.description["api_url"],
+        "POST",
+        "/users",
+        json.dumps({"name": "Minted"}).encode(),
+        {"Authorization": minted},  # the bare token, as API Gateway also takes it
+    )
+
+    assert response.status == 201
+    assert json.loads(body)["user_id"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert json.loads(body)["email"] == "minted@example.com"
+
+
+def test_a_public_route_needs_no_token(stack: RunningStack) -> None:
+    assert stack.call("GET", "/inventory/E2E-NOWHERE")[0] == 404
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,24 @@ pytestmark = pytest.mark.e2e
 
 
 def test_saga_over_http(stack: RunningStack) -> None:
+    staff, customer = stack.sign_in(staff=True), stack.sign_in()
     for sku, price, available in [("E2E-BOOK", 2500, 3), ("E2E-PEN", 199, 1)]:
-        status, _ = stack.call(
+        status, _ = staff.call(
             "PUT", f"/inventory/{sku}", {"name": sku, "unit_price_cents": price, "available": available}
         )
         assert status == 200
-    status, user = stack.call("POST", "/users", {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.com", "name": "E2E"})
+    status, user = customer.call("POST", "/users", {"name": "E2E"})
     assert status == 201
-    status, again = stack.call("GET", f"/users/{user['user_id']}")
+    status, again = customer.call("GET", f"/users/{user['user_id']}")
     assert (status, again) == (200, user)
 
     def place(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
-        body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
+        body = {"items": items, "payment_method": "pm_card_visa"}
         found = eventually(
             "the orders service to learn of the user",
-            lambda: (r := stack.call("POST", "/orders", body, {"Idempotency-Key": key}))[0] == 201 and r[1],
+            lambda: (r := customer.call("POST", "/orders", body, {"Idempotency-Key": key}))[0] == 201 and r[1],
         )
-        replay = stack.call("POST", "/orders", body, {"Idempotency-Key": key})
+        replay = customer.call("POST", "/orders", body, {"Idempotency-Key": key})
         assert replay == (201, found)  # the same key and body: the same order, nothing new
         return dict(found)
 
@@ -49,7 +49,7 @@ def test_saga_over_http(stack: RunningStack) -> None:
         return dict(
             eventually(
                 f"{order_id} {status}",
-                lambda: (o := stack.call("GET", f"/orders/{order_id}")[1])["status"] == status and o,
+                lambda: (o := customer.call("GET", f"/orders/{order_id}")[1])["status"] == status and o,
             )
         )
 
@@ -66,14 +66,14 @@ def test_saga_over_http(stack: RunningStack) -> None:
     rejected = settled(place([{"sku": "E2E-PEN", "quantity": 1}], "k2")["order_id"], "REJECTED")
     assert "E2E-PEN" in rejected["reason"]
 
-    status, cancelled = stack.call("POST", f"/orders/{confirmed['order_id']}/cancel")
+    status, cancelled = customer.call("POST", f"/orders/{confirmed['order_id']}/cancel")
     assert (status, cancelled["status"]) == (200, "CANCELLED")
     eventually("stock to return", lambda: stock("E2E-BOOK") == (3, 0) and stock("E2E-PEN") == (1, 0))
 
-    status, page = stack.call("GET", f"/users/{user['user_id']}/orders?limit=1")
+    status, page = customer.call("GET", f"/users/{user['user_id']}/orders?limit=1")
     assert status == 200
     assert [order["order_id"] for order in page["orders"]] == [rejected["order_id"]]
-    status, rest = stack.call("GET", f"/users/{user['user_id']}/orders?limit=1&cursor={page['next_cursor']}")
+    status, rest = customer.call("GET", f"/users/{user['user_id']}/orders?limit=1&cursor={page['next_cursor']}")
     assert [order["order_id"] for order in rest["orders"]] == [confirmed["order_id"]]
 
     client: MongoClient[dict[str, Any]] = MongoClient(stack.description["mongodb_uri"])
@@ -88,6 +88,7 @@ def test_saga_over_http(stack: RunningStack) -> None:
     assert "Welcome to the shop" in subjects
     assert stack.call("GET", "/nowhere")[0] == 404
     assert stack.call("DELETE", "/users")[0] == 405
+    assert stack.call("GET", f"/users/{user['user_id']}")[0] == 401  # not signed in
 
 
 def test_poison_message_reaches_its_dead_letter_queue_and_is_redriven(stack: RunningStack) -> None:
