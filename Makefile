@@ -43,7 +43,7 @@ unit: $(VENV)/.installed ## only the fast tests without MongoDB
 lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy, cfn-lint + serverless rules, sam validate --lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared functions devstack tests bench
+	$(VENV)/bin/mypy layers/shared functions devstack tests bench tools
 	$(TOOLS)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
 
 from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
+from shop_common.runtime import within_invocation
 
 logger = Logger(child=True)
 
@@ -279,6 +280,7 @@ def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, m
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
+    @within_invocation  # a committed write publishes at once only if that can finish in time
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id = correlation_id_of(event)
         logger.set_correlation_id(correlation_id)
