@@ -37,7 +37,7 @@ def test_runtime_and_architecture() -> None:
 
 
 def test_every_sqs_trigger_reports_batch_item_failures() -> None:
-    assert len(sqs_events()) == 2
+    assert len(sqs_events()) == 3
     for _, event in sqs_events():
         assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert 1 <= event["BatchSize"] <= 10
@@ -45,7 +45,7 @@ def test_every_sqs_trigger_reports_batch_item_failures() -> None:
 
 def test_source_queues_redrive_to_a_dead_letter_queue_and_outlast_the_function() -> None:
     source_queues = [name for name, props in QUEUES.items() if "RedrivePolicy" in props]
-    assert sorted(source_queues) == ["InventoryQueue", "OrdersQueue"]
+    assert sorted(source_queues) == ["InventoryQueue", "OrdersQueue", "PaymentsQueue"]
     for name in source_queues:
         redrive = QUEUES[name]["RedrivePolicy"]
         assert redrive["maxReceiveCount"] == 5
@@ -58,6 +58,7 @@ def test_source_queues_redrive_to_a_dead_letter_queue_and_outlast_the_function()
 CONTRACT_FILTERS = {
     "OrdersQueue": ["InventoryReserved", "InventoryRejected", "UserRegistered"],
     "InventoryQueue": ["OrderPlaced", "OrderCancelled"],
+    "PaymentsQueue": ["OrderPlaced", "InventoryReserved", "OrderCancelled"],
 }
 
 
@@ -346,7 +347,7 @@ def test_every_publishing_function_may_publish_only_to_the_events_topic() -> Non
 
 def test_sqs_consumers_may_receive_and_delete_only_their_own_queue() -> None:
     consumers = {name: event["Queue"]["Fn::GetAtt"][0] for name, event in sqs_events()}
-    assert sorted(consumers) == ["InventoryEventsFunction", "OrdersEventsFunction"]
+    assert sorted(consumers) == ["InventoryEventsFunction", "OrdersEventsFunction", "PaymentsEventsFunction"]
     for function, queue in consumers.items():
         props = FUNCTIONS[function]
         # A role SAM generates for an SQS event gets AWSLambdaSQSQueueExecutionRole (every queue of the

@@ -1,0 +1,1 @@
+"""Payments service: charges an order once its stock is reserved, refunds it if cancelled."""

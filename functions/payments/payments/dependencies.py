@@ -1,0 +1,72 @@
+"""The payments service's settings and per-container dependencies (see shop_common.runtime)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache, partial
+
+from pydantic import BaseModel, ConfigDict
+
+from payments.repository import PaymentsRepository
+from payments.service import PaymentsService, Provider
+from shop_common.events import Currency
+from shop_common.mongo import connection_string
+from shop_common.runtime import Dependencies, build_dependencies, seconds_left
+from shop_common.settings import ServiceSettings
+
+
+class PaymentSettings(BaseModel):
+    """The provider's settings. ``stripe_api_key`` wins over ``stripe_secret_id`` so that tests and
+    the local stack can give a key directly; in AWS only the secret is set. No ``stripe_api_base``
+    means Stripe itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stripe_api_key: str | None = None
+    stripe_secret_id: str | None = None
+    stripe_api_base: str | None = None
+    currency: Currency = "usd"
+
+    @classmethod
+    def from_env(cls) -> PaymentSettings:
+        env = os.environ
+        return cls(
+            stripe_api_key=env.get("STRIPE_API_KEY") or None,
+            stripe_secret_id=env.get("STRIPE_SECRET_ID") or None,
+            stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            currency=env.get("PAYMENT_CURRENCY") or "usd",
+        )
+
+
+@cache
+def dependencies() -> Dependencies[PaymentsRepository]:
+    return build_dependencies(PaymentsRepository)
+
+
+@cache
+def service() -> PaymentsService:
+    deps = dependencies()
+    settings = PaymentSettings.from_env()
+    return PaymentsService(deps.repository, deps.outbox, settings.currency, cache(partial(connect_provider, settings)))
+
+
+def connect_provider(settings: PaymentSettings) -> Provider:
+    from payments.provider import StripeProvider  # here: the stripe library costs ~250 ms of cold start
+
+    return StripeProvider.connect(stripe_api_key(settings), settings.stripe_api_base, seconds_left)
+
+
+def stripe_api_key(settings: PaymentSettings) -> str:
+    """``STRIPE_API_KEY`` if set, else the service's secret, read as every function reads its
+    connection string (the secrets extension when present, else Powertools, cached 5 minutes)."""
+    if settings.stripe_api_key:
+        return settings.stripe_api_key
+    if not settings.stripe_secret_id:
+        raise RuntimeError("Set STRIPE_API_KEY or STRIPE_SECRET_ID for this function")
+    # shop_common.mongo has no secret reader of its own yet: the Stripe secret goes through the
+    # connection string's, named where the MongoDB secret would be.
+    return connection_string(
+        ServiceSettings(
+            service_name="payments", mongodb_database="payments", mongodb_secret_id=settings.stripe_secret_id
+        )
+    )

@@ -1,0 +1,6 @@
+"""Scheduled outbox relay for the payments service (see shop_common.relay)."""
+
+from payments.dependencies import dependencies
+from shop_common.relay import make_relay_handler
+
+handler = make_relay_handler(dependencies)

@@ -1,0 +1,102 @@
+"""Payments use cases: record what an event says about a payment, then have the provider do
+what the payment needs, recording each answer with its events and publishing them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+from payments import domain
+from payments.domain import ConsumedEvent, Outcome, Payment, ProviderAction, Transition
+from payments.repository import PaymentsRepository
+from shop_common.clock import new_id, utc_now
+from shop_common.outbox import Outbox
+
+logger = Logger(child=True)
+
+# A compare-and-set is lost only if the payment changed in between; deciding again on the fresh
+# payment settles it, and a payment has few changes.
+MAX_TRANSITION_ATTEMPTS = 6
+# The longest path asks the provider three times (create, confirm, refund); more means something loops.
+MAX_PROVIDER_STEPS = 6
+
+
+class Provider(Protocol):
+    def perform(self, action: ProviderAction) -> Outcome: ...
+
+
+Decide = Callable[[Payment | None], Transition | None]
+
+
+class PaymentsService:
+    def __init__(
+        self, repository: PaymentsRepository, outbox: Outbox, currency: str, provider: Callable[[], Provider]
+    ) -> None:
+        self.repository = repository
+        self.outbox = outbox
+        self.currency = currency
+        self._provider = provider  # connected at its first use
+
+    def handle(self, event: ConsumedEvent) -> Payment:
+        """Record the event, then finish whatever provider work the payment now needs."""
+        order_id = event.data.order_id
+        self._change(order_id, lambda payment: domain.on_event(payment, event, self.currency, utc_now()))
+        return self._settle(order_id, event.correlation_id)
+
+    def _settle(self, order_id: str, correlation_id: str) -> Payment:
+        holder = new_id()
+        try:
+            payment = self._drive(order_id, holder, correlation_id)
+        except Exception:
+            self._release(order_id, holder)  # a retry need not wait for the lease to expire
+            raise
+        if payment.lease is not None and payment.lease.holder == holder:  # the payment ended under another's hand
+            self._release(order_id, holder)
+        return payment
+
+    def _drive(self, order_id: str, holder: str, correlation_id: str) -> Payment:
+        def lease(payment: Payment | None) -> Transition | None:
+            assert payment is not None
+            return domain.take_lease(payment, holder, utc_now()) if domain.next_action(payment) else None
+
+        for _ in range(MAX_PROVIDER_STEPS):
+            payment = self._change(order_id, lease)
+            assert payment is not None
+            action = domain.next_action(payment)
+            if action is None:
+                return payment
+            outcome = self._provider().perform(action)
+            logger.info("Provider answered", extra={"order_id": order_id, "action": action, "outcome": outcome})
+
+            def record(payment: Payment | None, outcome: Outcome = outcome) -> Transition | None:
+                assert payment is not None
+                return domain.on_outcome(payment, outcome, holder, correlation_id, utc_now())
+
+            self._change(order_id, record)
+        raise RuntimeError(f"Payment of order {order_id} still needs the provider after {MAX_PROVIDER_STEPS} steps")
+
+    def _change(self, order_id: str, decide: Decide) -> Payment | None:
+        """Apply what ``decide`` makes of the stored payment, re-reading it as long as another
+        change gets in between; the payment as it is then."""
+        for _ in range(MAX_TRANSITION_ATTEMPTS):
+            payment = self.repository.get(order_id)
+            transition = decide(payment)
+            if transition is None:
+                return payment
+            pending = self.repository.apply(transition)
+            if pending is not None:
+                self.outbox.flush(self.repository.payments, order_id, pending)
+                return transition.payment
+        raise RuntimeError(f"Payment of order {order_id} kept changing; giving up for now")
+
+    def _release(self, order_id: str, holder: str) -> None:
+        try:
+            self._change(
+                order_id, lambda payment: domain.release_lease(payment, holder, utc_now()) if payment else None
+            )
+        except Exception:
+            logger.exception(
+                "Could not give up the payment's lease; it expires by itself", extra={"order_id": order_id}
+            )
