@@ -83,10 +83,14 @@ class SqsPoller(threading.Thread):
 
 
 def sqs_pollers(
-    queue: dict[str, str], runner: FunctionRunner, batch_size: int, stop: threading.Event
+    queue: dict[str, str],
+    runner: FunctionRunner,
+    batch_size: int,
+    stop: threading.Event,
+    maximum_concurrency: int | None = None,
 ) -> list[SqsPoller]:
-    """The pollers of one event source mapping."""
-    count = min(SQS_POLLERS, runner.concurrency)
+    """The pollers of one event source mapping; ``maximum_concurrency``: its ScalingConfig's."""
+    count = min(SQS_POLLERS, runner.concurrency, maximum_concurrency or SQS_POLLERS)
     return [SqsPoller(LocalQueue(queue["url"]), queue["arn"], runner, batch_size, stop) for _ in range(count)]
 
 

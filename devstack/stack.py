@@ -25,6 +25,8 @@ from devstack.delivery import Scheduler, schedule_seconds, sns_invokers, sqs_pol
 from devstack.mongod import MongoServer, free_port
 from devstack.provision import Provisioned, provision
 from devstack.runner import DEFAULT_CONCURRENCY, FunctionRunner
+from devstack.stripe_server import API_KEY as STRIPE_API_KEY
+from devstack.stripe_server import StripeServer
 from devstack.template import REGION, FunctionSpec, Resolver, Template, load_template
 
 # Lambda retries an asynchronous invocation after about 1 and 2 minutes; --fast shrinks
@@ -35,6 +37,7 @@ FAST_SCHEDULE_SECONDS = 5
 # The ports env.json gives `sam local` (with --docker-network host), when they are free.
 MOTO_PORT = 5000
 MONGODB_PORT = 27017
+STRIPE_PORT = 8420  # localstripe's own default
 
 
 def preferred_port(port: int) -> int:
@@ -72,6 +75,7 @@ class LocalStack:
     runners: dict[str, FunctionRunner] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
     http: ThreadingHTTPServer | None = None
+    stripe: StripeServer | None = None
 
     def start(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -80,6 +84,8 @@ class LocalStack:
             shutil.rmtree(state)
         (state / "logs").mkdir(parents=True, exist_ok=True)
         mongodb_uri = self._start_mongo(state)
+        self.stripe = StripeServer(preferred_port(STRIPE_PORT))
+        stripe_url = self.stripe.start(state / "logs" / "stripe.log")
         moto_port = preferred_port(MOTO_PORT)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
@@ -87,7 +93,7 @@ class LocalStack:
         endpoint = f"http://127.0.0.1:{moto_port}"
         template = Template(load_template())
         provisioned = provision(template, endpoint, mongodb_uri, prefix="shop-local", fast=self.options.fast)
-        self._start_functions(template, provisioned, endpoint, state)
+        self._start_functions(template, provisioned, endpoint, stripe_url, state)
         routes = self._start_delivery(template, provisioned, endpoint)
         stage = provisioned.resolver.ref("Stage") if "Stage" in provisioned.resolver.parameters else "local"
         self.http = make_server("127.0.0.1", self.options.port, routes, stage)
@@ -106,10 +112,14 @@ class LocalStack:
         self.mongo = MongoServer(state / "mongo", port=port)
         return self.mongo.start()
 
-    def _start_functions(self, template: Template, provisioned: Provisioned, endpoint: str, state: Path) -> None:
+    def _start_functions(
+        self, template: Template, provisioned: Provisioned, endpoint: str, stripe_url: str, state: Path
+    ) -> None:
         base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
         for spec in template.functions():
             variables = {key: str(value) for key, value in provisioned.resolver.resolve(spec.environment).items()}
+            if "STRIPE_API_BASE" in variables:  # the payment provider: localstripe, with a key of its own
+                variables |= {"STRIPE_API_BASE": stripe_url, "STRIPE_API_KEY": STRIPE_API_KEY}
             environment = {
                 **base,
                 **variables,
@@ -144,7 +154,11 @@ class LocalStack:
                 elif trigger.kind == "SQS":
                     queue_arn = provisioned.resolver.resolve(props["Queue"])
                     queue = next(info for info in provisioned.queues.values() if info["arn"] == queue_arn)
-                    self.threads += sqs_pollers(queue, runner, int(props.get("BatchSize", 10)), self.stopping)
+                    batch_size, scaling = int(props.get("BatchSize", 10)), props.get("ScalingConfig", {})
+                    maximum = scaling.get("MaximumConcurrency")
+                    self.threads += sqs_pollers(
+                        queue, runner, batch_size, self.stopping, int(maximum) if maximum else None
+                    )
                 elif trigger.kind == "SNS":
                     dead_letter = (
                         provisioned.resolver.resolve(spec.dead_letter_target) if spec.dead_letter_target else None
@@ -167,6 +181,7 @@ class LocalStack:
         return {
             "api_url": f"http://127.0.0.1:{self.options.port}",
             "aws_endpoint_url": endpoint,
+            "stripe_api_base": self.stripe.url if self.stripe else None,
             "region": REGION,
             "mongodb_uri": mongodb_uri,
             "mongod": self._mongod(),
@@ -211,6 +226,8 @@ class LocalStack:
             runner.stop()
         if self.moto is not None:
             self.moto.stop()
+        if self.stripe is not None:
+            self.stripe.stop()
         if self.mongo is not None:
             self.mongo.stop()
         console.line("STACK", "stopped")
