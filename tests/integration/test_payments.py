@@ -33,7 +33,9 @@ from payments.domain import (
     too_large_reason,
 )
 from shop_common.clock import utc_now
+from shop_common.consumer import make_sqs_handler
 from shop_common.publisher import SnsPublisher
+from shop_common.runtime import within_invocation
 from tests.conftest import AwsResources, LocalStripe
 from tests.support import (
     ServiceRuntime,
@@ -47,6 +49,7 @@ from tests.support import (
 
 PAYMENTS_TIMEOUT = load_template()["Resources"]["PaymentsEventsFunction"]["Properties"]["Timeout"]
 TOTAL = 5199
+Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
@@ -54,7 +57,7 @@ class PaymentsRuntime(ServiceRuntime):
     """Invokes the payments handlers with the consumer's own timeout (the provider starts a call
     only if it can end within the invocation)."""
 
-    def invoke(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Any:
+    def invoke(self, handler: Handler, event: dict[str, Any]) -> Any:
         with mock.patch.dict(os.environ, self.env):
             return handler(event, LocalContext.fresh("payments-events", PAYMENTS_TIMEOUT))
 
@@ -129,9 +132,15 @@ def cancelled(order_id: str) -> str:
     return envelope("OrderCancelled", "orders", data, "corr-cancel")
 
 
-def consume(payments: PaymentsRuntime, *bodies: str) -> list[str]:
+def another_container() -> Handler:
+    """The consumer as a second container runs it, with a batch processor of its own: a container
+    handles one batch at a time, so threads of this process must not share one."""
+    return within_invocation(make_sqs_handler(consumer.handle_event, consumer.logger))
+
+
+def consume(payments: PaymentsRuntime, *bodies: str, handler: Handler = consumer.handler) -> list[str]:
     """Feed one SQS batch to the consumer; the ids of the records it reports failed."""
-    return failed_ids(payments.invoke(consumer.handler, sqs_batch("sqs-payments-batch", list(bodies))))
+    return failed_ids(payments.invoke(handler, sqs_batch("sqs-payments-batch", list(bodies))))
 
 
 def published(aws: AwsResources, order_id: str | None = None) -> list[dict[str, Any]]:
@@ -377,7 +386,7 @@ def test_concurrent_reservations_charge_once(
 
     def deliver() -> None:
         barrier.wait()
-        retried.extend(consume(payments, reserved(order_id)))
+        retried.extend(consume(payments, reserved(order_id), handler=another_container()))
 
     threads = [threading.Thread(target=deliver) for _ in range(8)]
     for thread in threads:
@@ -401,7 +410,7 @@ def test_concurrent_cancels_refund_once(payments: PaymentsRuntime, aws: AwsResou
 
     def deliver() -> None:
         barrier.wait()
-        retried.extend(consume(payments, cancelled(order_id)))
+        retried.extend(consume(payments, cancelled(order_id), handler=another_container()))
 
     threads = [threading.Thread(target=deliver) for _ in range(6)]
     for thread in threads:

@@ -197,10 +197,10 @@ def too_large_reason(amount_cents: int) -> str:
 def on_event(payment: Payment | None, event: ConsumedEvent, currency: str, now: datetime) -> Transition | None:
     """What an event changes; None when it changes nothing (a duplicate, or too late to matter)."""
     if isinstance(event, OrderPlaced):
-        return _on_placed(payment, event, currency, now)
+        return _unleased_when_settled(_on_placed(payment, event, currency, now))
     if isinstance(event, InventoryReserved):
-        return _on_reserved(payment, event, currency, now)
-    return _on_cancelled(payment, event, now)
+        return _unleased_when_settled(_on_reserved(payment, event, currency, now))
+    return _unleased_when_settled(_on_cancelled(payment, event, now))
 
 
 def _on_placed(payment: Payment | None, event: OrderPlaced, currency: str, now: datetime) -> Transition | None:
@@ -295,18 +295,10 @@ def release_lease(payment: Payment, holder: str, now: datetime) -> Transition | 
     return Transition(_changed(payment, now, lease=None), payment.version)
 
 
-def on_outcome(
-    payment: Payment, outcome: Outcome, holder: str, correlation_id: str, now: datetime
-) -> Transition | None:
-    """Record what the provider answered; None if the payment has moved past it. ``holder`` keeps
-    its lease while the provider has more to do, and gives it up when there is nothing left."""
-    transition = _apply_outcome(payment, outcome, correlation_id, now)
-    if transition is None:
-        return None
-    after = transition.payment
-    if after.lease is not None and after.lease.holder == holder and next_action(after) is None:
-        after = replace(after, lease=None)
-    return replace(transition, payment=after)
+def on_outcome(payment: Payment, outcome: Outcome, correlation_id: str, now: datetime) -> Transition | None:
+    """Record what the provider answered; None if the payment has moved past it. The holder of
+    the lease keeps it while the provider has more to do."""
+    return _unleased_when_settled(_apply_outcome(payment, outcome, correlation_id, now))
 
 
 def _apply_outcome(payment: Payment, outcome: Outcome, correlation_id: str, now: datetime) -> Transition | None:
@@ -351,6 +343,14 @@ def _apply_outcome(payment: Payment, outcome: Outcome, correlation_id: str, now:
 
 
 # ---------- helpers ----------
+
+
+def _unleased_when_settled(transition: Transition | None) -> Transition | None:
+    """Nothing left for the provider, nothing to lease: whoever held the lease (a live actor
+    finding nothing more to do, or a stopped one) it goes with the change."""
+    if transition is None or transition.payment.lease is None or next_action(transition.payment) is not None:
+        return transition
+    return replace(transition, payment=replace(transition.payment, lease=None))
 
 
 def _created(order_id: str, status: PaymentStatus, now: datetime, **known: Any) -> Transition:

@@ -48,13 +48,10 @@ class PaymentsService:
     def _settle(self, order_id: str, correlation_id: str) -> Payment:
         holder = new_id()
         try:
-            payment = self._drive(order_id, holder, correlation_id)
+            return self._drive(order_id, holder, correlation_id)
         except Exception:
             self._release(order_id, holder)  # a retry need not wait for the lease to expire
             raise
-        if payment.lease is not None and payment.lease.holder == holder:  # the payment ended under another's hand
-            self._release(order_id, holder)
-        return payment
 
     def _drive(self, order_id: str, holder: str, correlation_id: str) -> Payment:
         def lease(payment: Payment | None) -> Transition | None:
@@ -72,7 +69,7 @@ class PaymentsService:
 
             def record(payment: Payment | None, outcome: Outcome = outcome) -> Transition | None:
                 assert payment is not None
-                return domain.on_outcome(payment, outcome, holder, correlation_id, utc_now())
+                return domain.on_outcome(payment, outcome, correlation_id, utc_now())
 
             self._change(order_id, record)
         raise RuntimeError(f"Payment of order {order_id} still needs the provider after {MAX_PROVIDER_STEPS} steps")
