@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +28,8 @@ from pymongo import MongoClient
 
 from devstack.mongod import MongoServer, free_port
 from devstack.provision import provision
+from devstack.stripe_server import API_KEY as STRIPE_API_KEY
+from devstack.stripe_server import StripeServer
 from devstack.template import Template, load_template
 from tests.support import ServiceRuntime
 
@@ -131,55 +129,17 @@ def runtimes(mongo_uri: str, mongo_client: MongoClient, aws: AwsResources) -> It
         mongo_client.drop_database(f"{prefix}_{service}")
 
 
-# localstripe 1.15.10 serving on 127.0.0.1 only, adjusted in its own process: it pickles its whole
-# store to /tmp/localstripe.pickle after every write (one file for every instance on the machine,
-# slower with every object), so it keeps its state in memory; and it predates Stripe API 2026-09-30,
-# where PaymentIntents take allowed_payment_method_types (what stripe 16 sends) instead of
-# payment_method_types, so it learns the new name.
-LOCALSTRIPE_SERVER = """
-import sys
-from aiohttp import web
-from localstripe import resources, server
-
-resources.Store.dump_to_disk = lambda self: None
-create_intent = resources.PaymentIntent._api_create.__func__
-
-
-def create_with_allowed_types(cls, allowed_payment_method_types=None, **data):
-    if allowed_payment_method_types is not None:
-        data["payment_method_types"] = allowed_payment_method_types
-    return create_intent(cls, **data)
-
-
-resources.PaymentIntent._api_create = classmethod(create_with_allowed_types)
-web.run_app(server.app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
-"""
-LOCALSTRIPE_START_SECONDS = 30
-
-
 @dataclass(frozen=True)
 class LocalStripe:
     url: str
-    api_key: str = "sk_test_localstripe"  # any key starting sk_ is accepted
+    api_key: str = STRIPE_API_KEY
 
 
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
-    """A fake Stripe server for this session (state shared by every test: tests tell their
-    payments apart by order id)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-c", LOCALSTRIPE_SERVER, str(port)], stdout=log, stderr=log)
-    deadline = time.monotonic() + LOCALSTRIPE_START_SECONDS
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"localstripe did not start: {log_path.read_text()}")
-        time.sleep(0.05)
-    yield LocalStripe(f"http://127.0.0.1:{port}")
-    process.terminate()
-    process.wait(timeout=10)
+    """localstripe as the local stack runs it, for this session (its state shared by every test:
+    tests tell their payments apart by order id)."""
+    server = StripeServer(free_port())
+    url = server.start(tmp_path_factory.mktemp("localstripe") / "localstripe.log")
+    yield LocalStripe(url)
+    server.stop()
