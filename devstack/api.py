@@ -13,14 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack import console
 from devstack.authorizer import CognitoAuthorizer
 from devstack.runner import FunctionRunner, Invocation
+from tools.openapi import OUTPUT as OPENAPI_DOCUMENT
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's limit
+# Local-stack extras, not routes of the template: the checked-in OpenAPI document and Swagger UI on it.
+DOCS_PAGES = ("/openapi.json", "/docs")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,19 @@ def error_body(status: int, message: str) -> bytes:
     return json.dumps({"code": code, "message": message}).encode()
 
 
+def docs_page(path: str) -> tuple[str, bytes]:
+    """The content type and body of one of DOCS_PAGES; Swagger UI's script and style are inlined
+    from Powertools' own copies, so the page works offline."""
+    document = OPENAPI_DOCUMENT.read_text()
+    if path == "/openapi.json":
+        return "application/json", document.encode()
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    assets = Path(swagger_ui.__file__).parent
+    js, css = (assets / "swagger-ui-bundle.min.js").read_text(), (assets / "swagger-ui.min.css").read_text()
+    return "text/html; charset=utf-8", swagger_ui.generate_swagger_html(document, js, css, "", None).encode()
+
+
 def make_server(host: str, port: int, routes: list[Route], stage: str) -> ApiServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -109,6 +126,10 @@ def make_server(host: str, port: int, routes: list[Route], stage: str) -> ApiSer
         def _handle(self) -> None:
             started = time.perf_counter()
             path = urlsplit(self.path).path
+            if path in DOCS_PAGES and self.command in ("GET", "HEAD"):
+                content_type, page = docs_page(path)
+                self._reply(200, {"Content-Type": content_type}, page)
+                return
             matching = [r for r in routes if r.pattern.match(path)]
             chosen = next((r for r in matching if r.method == self.command), None)
             if chosen is None:
