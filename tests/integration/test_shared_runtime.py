@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from devstack.mongod import free_port
 from orders.repository import OrdersRepository
-from shop_common import mongo
+from shop_common import mongo, secrets
 from shop_common.settings import ServiceSettings
 from tests.conftest import AwsResources
 
@@ -84,7 +84,7 @@ def test_the_secrets_extension_is_used_when_the_function_has_it(monkeypatch: pyt
     try:
         assert mongo.connection_string(settings) == "mongodb://from-extension:27017"
         monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")  # the extension refuses: fall back
-        with mock.patch.object(mongo.secrets_provider(), "get", return_value="mongodb://sdk") as sdk:
+        with mock.patch.object(secrets.secrets_provider(), "get", return_value="mongodb://sdk") as sdk:
             assert mongo.connection_string(settings) == "mongodb://sdk"
         sdk.assert_called_once()
     finally:
@@ -113,7 +113,7 @@ def test_an_extension_that_does_not_answer_in_time_fails_the_read_instead_of_add
     settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
     try:
         with (
-            mock.patch.object(mongo.secrets_provider(), "get", return_value="mongodb://sdk") as sdk,
+            mock.patch.object(secrets.secrets_provider(), "get", return_value="mongodb://sdk") as sdk,
             pytest.raises(TimeoutError),
         ):
             mongo.connection_string(settings)

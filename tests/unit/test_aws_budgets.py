@@ -8,7 +8,7 @@ import pytest
 
 from devstack.template import load_template
 from notifications.mailer import SesMailer
-from shop_common import mongo
+from shop_common import secrets
 from shop_common.aws import REPEATABLE, SINGLE_ATTEMPT, CallBudget
 from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
 from shop_common.publisher import SnsPublisher
@@ -27,7 +27,7 @@ def configured_budget(client: Any) -> CallBudget:
 def test_every_aws_client_is_built_on_a_shared_budget() -> None:
     assert configured_budget(SnsPublisher(SETTINGS)._sns) == REPEATABLE
     assert configured_budget(SesMailer("shop@example.com", None)._ses) == SINGLE_ATTEMPT
-    assert configured_budget(mongo.secrets_provider().client) == REPEATABLE
+    assert configured_budget(secrets.secrets_provider().client) == REPEATABLE
 
 
 @pytest.mark.parametrize("budget", [REPEATABLE, SINGLE_ATTEMPT], ids=["repeatable", "single attempt"])

@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict
 from payments.repository import PaymentsRepository
 from payments.service import PaymentsService, Provider
 from shop_common.events import Currency
-from shop_common.mongo import connection_string
 from shop_common.runtime import Dependencies, build_dependencies, seconds_left
-from shop_common.settings import ServiceSettings
+from shop_common.secrets import read_secret
 
 
 class PaymentSettings(BaseModel):
@@ -63,10 +62,4 @@ def stripe_api_key(settings: PaymentSettings) -> str:
         return settings.stripe_api_key
     if not settings.stripe_secret_id:
         raise RuntimeError("Set STRIPE_API_KEY or STRIPE_SECRET_ID for this function")
-    # shop_common.mongo has no secret reader of its own yet: the Stripe secret goes through the
-    # connection string's, named where the MongoDB secret would be.
-    return connection_string(
-        ServiceSettings(
-            service_name="payments", mongodb_database="payments", mongodb_secret_id=settings.stripe_secret_id
-        )
-    )
+    return read_secret(settings.stripe_secret_id)
