@@ -140,13 +140,15 @@ def _port_open(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-def worker_pids() -> set[int]:
-    """Function worker processes alive on this machine (Linux /proc)."""
+def worker_pids(stack_pid: int) -> set[int]:
+    """The stack's function worker processes that are alive (Linux /proc): other stacks may be
+    running on the machine."""
     pids = set()
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            if b"devstack.worker" in cmdline.read_bytes():
-                pids.add(int(cmdline.parent.name))
+            parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == stack_pid and b"devstack.worker" in (process / "cmdline").read_bytes():
+                pids.add(int(process.name))
         except OSError:
             continue  # the process ended while we looked
     return pids
@@ -155,13 +157,13 @@ def worker_pids() -> set[int]:
 def test_clean_shutdown(stack: RunningStack) -> None:
     endpoints = [stack.description["api_url"], stack.description["aws_endpoint_url"], stack.description["mongodb_uri"]]
     assert all(_port_open(url) for url in endpoints)
-    workers_before = worker_pids()
+    workers_before = worker_pids(stack.process.pid)
 
     stack.process.send_signal(signal.SIGINT)
 
     assert stack.process.wait(timeout=30) == 0
     assert not any(_port_open(url) for url in endpoints)
     assert workers_before
-    assert not workers_before & worker_pids()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers_before)
     assert "STACK stopped" in stack.log_path.read_text()
     assert os.path.exists(stack.state_dir / "stack.json")
