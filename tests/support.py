@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import boto3
 from pymongo import monitoring
 
 from devstack.delivery import sns_event, sqs_record
+from devstack.template import FunctionSpec, Template, load_template
 from devstack.worker import LocalContext
 from shop_common.identity import STAFF_GROUP, Caller
 
@@ -90,8 +92,32 @@ def api_event(
     return event
 
 
+TEMPLATE = Template(load_template())
+FUNCTIONS = TEMPLATE.functions()
+DEFAULT_TIMEOUT = float(TEMPLATE.globals["Timeout"])
+
+
 def FakeLambdaContext() -> LocalContext:  # noqa: N802 (reads like the context class it stands for)
-    return LocalContext.fresh("test-function")
+    return LocalContext.fresh("test-function", DEFAULT_TIMEOUT)
+
+
+def function_of(handler: Callable[[dict[str, Any], Any], Any]) -> FunctionSpec | None:
+    """The template's function whose Handler is ``handler`` (its module is imported already, since
+    the caller holds the handler); None for a handler the template does not name."""
+    for function in FUNCTIONS:
+        module, _, attribute = function.handler.rpartition(".")
+        if getattr(sys.modules.get(module), attribute, None) is handler:
+            return function
+    return None
+
+
+def context_for(handler: Callable[[dict[str, Any], Any], Any]) -> LocalContext:
+    """A context for one invocation of ``handler`` with its function's Timeout from the template,
+    as Lambda gives it (the payments consumer calls Stripe only with time enough left)."""
+    function = function_of(handler)
+    if function is None:
+        return FakeLambdaContext()
+    return LocalContext.fresh(function.name, function.timeout)
 
 
 @dataclass
@@ -116,7 +142,7 @@ class ServiceRuntime:
 
     def invoke(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Any:
         with mock.patch.dict(os.environ, self.env):
-            return handler(event, FakeLambdaContext())
+            return handler(event, context_for(handler))
 
     def http(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Response:
         return to_response(self.invoke(handler, event))
