@@ -25,7 +25,7 @@ from joserfc.jwk import RSAKey
 from devstack.api import make_server, route
 from devstack.runner import FunctionRunner
 from tests.e2e.probe import probe_spec
-from tests.e2e.running_stack import RunningStack
+from tests.e2e.running_stack import RunningStack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -168,8 +168,11 @@ def test_concurrent_requests_run_on_several_containers_of_a_function(stack: Runn
     for thread in threads:
         thread.join()
 
-    served_by = re.findall(rf"InventoryApiFunction\[(\d+)\].*corr={correlation}", stack.log_path.read_text())
-    assert len(served_by) == 16
+    def log_lines() -> list[str] | None:  # each is written just after its answer is sent
+        found = re.findall(rf"InventoryApiFunction\[(\d+)\].*corr={correlation}", stack.log_path.read_text())
+        return found if len(found) == 16 else None
+
+    served_by = eventually("a log line per request", log_lines)
     assert 1 < len(set(served_by)) <= stack.description["functions"]["InventoryApiFunction"]["concurrency"]
 
 
