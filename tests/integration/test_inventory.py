@@ -1,7 +1,8 @@
 """Inventory: stock administration over HTTP and the reservation invariants of the saga.
 
-Stock never goes below zero, an order is reserved at most once and all-or-nothing, and a
-cancelled order's stock comes back exactly once, whatever the order of delivery.
+Stock never goes below zero, an order is reserved at most once and all-or-nothing, and the
+stock of an order cancelled or whose payment failed comes back exactly once, whatever the order
+of delivery, and however many of the two arrive.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def placed(order_id: str, items: list[dict[str, Any]]) -> str:
 
 def cancelled(order_id: str, items: list[dict[str, Any]]) -> str:
     return order_event("OrderCancelled", order_id, items)
+
+
+def payment_failed(order_id: str) -> str:
+    data = {"order_id": order_id, "reason": "Your card was declined.", "decline_code": "card_declined"}
+    return envelope("PaymentFailed", "payments", data, "corr-inv")
 
 
 def consume(inventory: ServiceRuntime, *bodies: str) -> list[str]:
@@ -247,6 +253,78 @@ def test_cancel_of_a_rejected_order_returns_nothing(runtimes: dict[str, ServiceR
     consume(inventory, placed("o6", [{"sku": "BOOK-1", "quantity": 5}]))
     consume(inventory, cancelled("o6", [{"sku": "BOOK-1", "quantity": 5}]))
     assert stock(inventory, "BOOK-1") == (1, 0)
+
+
+def reservation_status(inventory: ServiceRuntime, mongo_client: MongoClient, order_id: str) -> str:
+    document = mongo_client[inventory.env["MONGODB_DATABASE"]]["reservations"].find_one({"_id": order_id})
+    assert document is not None
+    return str(document["status"])
+
+
+def test_a_failed_payment_returns_the_stock_once_and_a_later_cancel_returns_nothing(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
+) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 10)
+    items = [{"sku": "BOOK-1", "quantity": 4}]
+    assert consume(inventory, placed("p1", items)) == []
+
+    assert consume(inventory, payment_failed("p1"), payment_failed("p1")) == []
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert consume(inventory, cancelled("p1", items), placed("p1", items)) == []
+
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert reservation_status(inventory, mongo_client, "p1") == "PAYMENT_FAILED"
+
+
+def test_a_failed_payment_after_a_cancel_returns_nothing(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
+) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 10)
+    items = [{"sku": "BOOK-1", "quantity": 4}]
+    assert consume(inventory, placed("p2", items), cancelled("p2", items)) == []
+
+    assert consume(inventory, payment_failed("p2")) == []
+
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert reservation_status(inventory, mongo_client, "p2") == "CANCELLED"
+
+
+def test_a_failed_payment_that_overtakes_its_order_prevents_the_reservation(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 10)
+    items = [{"sku": "BOOK-1", "quantity": 4}]
+
+    assert consume(inventory, payment_failed("p3")) == []
+    assert consume(inventory, placed("p3", items), cancelled("p3", items)) == []
+
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert reservation_status(inventory, mongo_client, "p3") == "PAYMENT_FAILED"
+    assert received_events(aws.queue_urls["orders"]) == []
+
+
+def test_a_failed_payment_and_a_cancel_racing_return_the_stock_once(runtimes: dict[str, ServiceRuntime]) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 100)
+    items = [{"sku": "BOOK-1", "quantity": 3}]
+    order_ids = [f"race-{index}" for index in range(6)]
+    assert consume(inventory, *(placed(order_id, items) for order_id in order_ids)) == []
+    assert stock(inventory, "BOOK-1") == (82, 18)
+    releases = [message for order_id in order_ids for message in (payment_failed(order_id), cancelled(order_id, items))]
+    start = threading.Barrier(len(releases))
+
+    def deliver(index: int) -> None:
+        start.wait()
+        event = sqs_batch("sqs-inventory-batch", [releases[index]])
+        assert failed_ids(inventory_consumer.handler(event, FakeLambdaContext())) == []
+
+    with mock.patch.dict("os.environ", inventory.env):
+        run_in_threads(len(releases), deliver)
+
+    assert stock(inventory, "BOOK-1") == (100, 0)
 
 
 def run_in_threads(count: int, work: Callable[[int], None]) -> None:

@@ -57,7 +57,7 @@ def test_source_queues_redrive_to_a_dead_letter_queue_and_outlast_the_function()
 
 CONTRACT_FILTERS = {
     "OrdersQueue": ["InventoryReserved", "InventoryRejected", "UserRegistered"],
-    "InventoryQueue": ["OrderPlaced", "OrderCancelled"],
+    "InventoryQueue": ["OrderPlaced", "OrderCancelled", "PaymentFailed"],
     "PaymentsQueue": ["OrderPlaced", "InventoryReserved", "OrderCancelled"],
 }
 

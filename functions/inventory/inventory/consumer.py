@@ -1,4 +1,5 @@
-"""Inventory SQS consumer: reserves stock for placed orders, returns it for cancelled ones.
+"""Inventory SQS consumer: reserves stock for placed orders, returns it for cancelled ones and
+for those whose payment failed.
 
 Idempotent by order id (the reservation record), not by message id: a redelivered or
 duplicated message finds the order already decided and changes nothing.
@@ -12,7 +13,7 @@ from inventory import domain
 from inventory.dependencies import dependencies
 from shop_common.clock import utc_now
 from shop_common.consumer import make_sqs_handler
-from shop_common.events import DomainEvent, OrderCancelled, OrderPlaced
+from shop_common.events import DomainEvent, OrderCancelled, OrderPlaced, PaymentFailed
 from shop_common.tracing import make_tracer
 
 logger = Logger()
@@ -35,9 +36,12 @@ def handle_event(event: DomainEvent) -> None:
             return
         deps.outbox.flush(deps.repository.reservations, order.order_id, [pending])
         logger.info("Order decided", extra={"order_id": order.order_id, "outcome": pending.event_type})
-    elif isinstance(event, OrderCancelled):
-        previous = deps.repository.release(event.data.order_id, utc_now())
-        logger.info("Order cancelled", extra={"order_id": event.data.order_id, "previous": previous})
+    elif isinstance(event, OrderCancelled | PaymentFailed):
+        cancelled = isinstance(event, OrderCancelled)
+        released_as = domain.ReservationStatus.CANCELLED if cancelled else domain.ReservationStatus.PAYMENT_FAILED
+        previous = deps.repository.release(event.data.order_id, released_as, utc_now())
+        # previous RESERVED: its stock returned now; released already, or none: nothing to return.
+        logger.info("Release handled", extra={"order_id": event.data.order_id, "as": released_as, "previous": previous})
     else:
         # Only a subscription change could bring other events here; they are not ours to act on.
         logger.warning("Ignoring an event this service does not consume")

@@ -80,7 +80,13 @@ class Product:
 class ReservationStatus(StrEnum):
     RESERVED = "RESERVED"
     REJECTED = "REJECTED"
-    CANCELLED = "CANCELLED"
+    CANCELLED = "CANCELLED"  # released: the order was cancelled
+    PAYMENT_FAILED = "PAYMENT_FAILED"  # released: the order's payment failed
+
+
+# An order's stock returns once, whichever release comes first (a cancel, a failed payment):
+# a reservation in one of these states has nothing left to return.
+RELEASED = frozenset({ReservationStatus.CANCELLED, ReservationStatus.PAYMENT_FAILED})
 
 
 def shortages(lines: Sequence[OrderLine], products: Mapping[str, Product]) -> list[Shortage]:

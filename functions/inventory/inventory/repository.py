@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from inventory.domain import Product, ProductUpdate, ReservationDecision, ReservationStatus
+from inventory.domain import RELEASED, Product, ProductUpdate, ReservationDecision, ReservationStatus
 from shop_common.events import OrderLine
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
 
@@ -100,10 +100,12 @@ class InventoryRepository:
 
         return self._in_transaction(attempt)
 
-    def release(self, order_id: str, now: datetime) -> ReservationStatus | None:
-        """Return a cancelled order's stock exactly once. A cancel that overtakes its order
-        leaves a CANCELLED record, so the late OrderPlaced reserves nothing. Returns the
-        status the reservation had, or None if there was none."""
+    def release(self, order_id: str, released_as: ReservationStatus, now: datetime) -> ReservationStatus | None:
+        """Return an order's stock exactly once, whether the order was cancelled or its payment
+        failed (``released_as`` says which), and whichever of the two arrives first: a
+        reservation released already returns nothing again. A release that overtakes its order
+        leaves a released record, so the late OrderPlaced reserves nothing. Returns the status
+        the reservation had, or None if there was none."""
 
         def attempt(session: ClientSession) -> ReservationStatus | None:
             document = self.reservations.find_one({"_id": order_id}, session=session)
@@ -111,16 +113,16 @@ class InventoryRepository:
                 self.reservations.insert_one(
                     {
                         "_id": order_id,
-                        "status": ReservationStatus.CANCELLED.value,
+                        "status": released_as.value,
                         "lines": [],
-                        "history": [{"status": ReservationStatus.CANCELLED.value, "at": now}],
+                        "history": [{"status": released_as.value, "at": now}],
                         PENDING_EVENTS: [],
                     },
                     session=session,
                 )
                 return None
             previous = ReservationStatus(document["status"])
-            if previous is ReservationStatus.CANCELLED:
+            if previous in RELEASED:
                 return previous
             if previous is ReservationStatus.RESERVED:
                 for line in document["lines"]:
@@ -132,8 +134,8 @@ class InventoryRepository:
             self.reservations.update_one(
                 {"_id": order_id},
                 {
-                    "$set": {"status": ReservationStatus.CANCELLED.value},
-                    "$push": {"history": {"status": ReservationStatus.CANCELLED.value, "at": now}},
+                    "$set": {"status": released_as.value},
+                    "$push": {"history": {"status": released_as.value, "at": now}},
                 },
                 session=session,
             )
