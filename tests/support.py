@@ -209,9 +209,12 @@ command_counter = CommandCounter()
 monitoring.register(command_counter)
 
 
-def deliver(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
+def deliver(
+    queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any], deliveries: int = 1
+) -> int:
     """Do what the SQS event source mapping does once: receive a batch, invoke, delete the
-    records not reported as failed. Returns how many records were delivered."""
+    records not reported as failed. ``deliveries`` > 1 hands the same batch over that many
+    times, as SQS's at-least-once delivery may. Returns how many records were delivered."""
     sqs = boto3.client("sqs")
     received = sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
@@ -220,17 +223,20 @@ def deliver(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str
         return 0
     queue_arn = f"arn:aws:sqs:eu-west-1:123456789012:{queue_url.rsplit('/', 1)[-1]}"
     event = {"Records": [sqs_record(message, queue_arn) for message in received]}
-    response = runtime.invoke(handler, event)
-    failed = set(failed_ids(response))
+    failed: set[str] = set()
+    for _ in range(deliveries):
+        failed |= set(failed_ids(runtime.invoke(handler, copy.deepcopy(event))))
     for message in received:
         if message["MessageId"] not in failed:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return len(received)
 
 
-def deliver_all(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
+def deliver_all(
+    queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any], deliveries: int = 1
+) -> int:
     total = 0
-    while delivered := deliver(queue_url, runtime, handler):
+    while delivered := deliver(queue_url, runtime, handler, deliveries):
         total += delivered
     return total
 
@@ -246,13 +252,18 @@ def received_events(queue_url: str) -> list[dict[str, Any]]:
     return bodies
 
 
-def deliver_sns(queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any]) -> int:
-    """Invoke an SNS-triggered handler once per waiting notification, as SNS would; returns the count."""
+def deliver_sns(
+    queue_url: str, runtime: ServiceRuntime, handler: Callable[[dict[str, Any], Any], Any], deliveries: int = 1
+) -> int:
+    """Invoke an SNS-triggered handler once per waiting notification (``deliveries`` times each:
+    SNS, too, may deliver twice), as SNS would; returns the count."""
     delivered = 0
     sqs = boto3.client("sqs")
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         for message in messages:
-            runtime.invoke(handler, sns_event(json.loads(message["Body"])))
+            event = sns_event(json.loads(message["Body"]))
+            for _ in range(deliveries):
+                runtime.invoke(handler, copy.deepcopy(event))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             delivered += 1
     return delivered

@@ -1,4 +1,5 @@
-"""The orders SQS consumer: user projection, confirm/reject guards, duplicates and poison records."""
+"""The orders SQS consumer: user projection, the total from inventory, confirmation or rejection
+on the payment's outcome, the payment status, guards, duplicates, reordering and poison records."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pymongo.errors import AutoReconnect
 
 from orders import api as orders_api
 from orders import consumer as orders_consumer
-from shop_common.events import InventoryReservedData
+from shop_common.events import PaymentSucceededData
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import ITEMS, cancel, place, register_user
-from tests.support import ServiceRuntime, api_event, envelope, failed_ids, received_events, sample_event, sqs_batch
+from tests.support import ADA, ServiceRuntime, api_event, envelope, failed_ids, received_events, sample_event, sqs_batch
 
 
 def inventory_event(event_type: str, data: dict[str, Any]) -> str:
@@ -42,6 +43,29 @@ def rejected(order_id: str) -> str:
     )
 
 
+def payment_event(event_type: str, data: dict[str, Any]) -> str:
+    return envelope(event_type, "payments", data, "corr-pay")
+
+
+def paid(order_id: str, amount: int = 5199) -> str:
+    data = {"order_id": order_id, "payment_id": "pi_1", "amount_cents": amount, "currency": "usd"}
+    return payment_event("PaymentSucceeded", data)
+
+
+def declined(order_id: str) -> str:
+    data = {"order_id": order_id, "reason": "Your card was declined.", "decline_code": "card_declined"}
+    return payment_event("PaymentFailed", data)
+
+
+def refunded(order_id: str, amount: int = 5199) -> str:
+    data = {"order_id": order_id, "refund_id": "re_1", "amount_cents": amount, "currency": "usd"}
+    return payment_event("PaymentRefunded", data)
+
+
+def published_types(aws: AwsResources) -> list[str]:
+    return [event["event_type"] for event in received_events(aws.queue_urls["tap"])]
+
+
 def consume(orders: ServiceRuntime, *bodies: str) -> list[str]:
     event = sqs_batch("sqs-orders-batch", list(bodies))
     return failed_ids(orders.invoke(orders_consumer.handler, event))
@@ -57,22 +81,99 @@ def test_sample_batch_is_accepted_as_is(runtimes: dict[str, ServiceRuntime], mon
     assert known.find_one({"_id": "3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60"}) is not None
 
 
-def test_reservation_confirms_once_even_when_delivered_twice(
+def test_the_reservation_records_the_total_and_the_payment_confirms_once_each_delivered_twice(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    received_events(aws.queue_urls["tap"])
+
+    assert consume(orders, reserved(order["order_id"]), reserved(order["order_id"], total=1)) == []
+    pending = orders.http(*_get(order["order_id"])).body
+    assert (pending["status"], pending["total_cents"], pending["payment_status"]) == ("PENDING", 5199, None)
+    assert published_types(aws) == []  # the payment decides, not the reservation
+
+    assert consume(orders, paid(order["order_id"])) == []
+    assert consume(orders, paid(order["order_id"], amount=1)) == []  # a late duplicate
+
+    confirmed = orders.http(*_get(order["order_id"])).body
+    assert (confirmed["status"], confirmed["total_cents"], confirmed["payment_status"]) == (
+        "CONFIRMED",
+        5199,
+        "succeeded",
+    )
+    assert [entry["status"] for entry in confirmed["history"]] == ["PENDING", "CONFIRMED"]
+    [event] = received_events(aws.queue_urls["tap"])
+    assert (event["event_type"], event["correlation_id"]) == ("OrderConfirmed", "corr-pay")
+    assert event["data"] == {"order_id": order["order_id"], "user_id": ADA.user_id, "total_cents": 5199}
+
+
+def test_a_payment_overtaking_the_reservation_confirms_with_its_amount(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources
 ) -> None:
     orders = runtimes["orders"]
     order = place(orders, register_user(runtimes, aws)).body
 
-    assert consume(orders, reserved(order["order_id"])) == []
-    assert consume(orders, reserved(order["order_id"], total=1)) == []  # a late duplicate
+    assert consume(orders, paid(order["order_id"]), reserved(order["order_id"], total=1)) == []
 
-    confirmed = orders.http(*_get(order["order_id"]))
-    assert confirmed.body["status"] == "CONFIRMED"
-    assert confirmed.body["total_cents"] == 5199
-    assert [entry["status"] for entry in confirmed.body["history"]] == ["PENDING", "CONFIRMED"]
-    published = [(e["event_type"], e["correlation_id"]) for e in received_events(aws.queue_urls["tap"])]
-    assert published[-1:] == [("OrderConfirmed", "corr-saga")]
-    assert [name for name, _ in published].count("OrderConfirmed") == 1
+    confirmed = orders.http(*_get(order["order_id"])).body
+    assert (confirmed["status"], confirmed["total_cents"]) == ("CONFIRMED", 5199)
+    [event] = [e for e in received_events(aws.queue_urls["tap"]) if e["event_type"] == "OrderConfirmed"]
+    assert event["data"]["total_cents"] == 5199
+
+
+def test_a_failed_payment_rejects_the_order_with_the_providers_reason(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order = place(orders, register_user(runtimes, aws)).body
+    received_events(aws.queue_urls["tap"])
+
+    assert consume(orders, reserved(order["order_id"]), declined(order["order_id"]), declined(order["order_id"])) == []
+    assert consume(orders, paid(order["order_id"])) == []  # cannot resurrect a rejected order
+
+    rejected = orders.http(*_get(order["order_id"])).body
+    reason = "The payment failed: Your card was declined."
+    assert (rejected["status"], rejected["reason"], rejected["payment_status"]) == ("REJECTED", reason, "failed")
+    assert [entry["status"] for entry in rejected["history"]] == ["PENDING", "REJECTED"]
+    [event] = received_events(aws.queue_urls["tap"])
+    assert event["event_type"] == "OrderRejected"
+    assert event["data"] == {"order_id": order["order_id"], "user_id": ADA.user_id, "reason": reason}
+    refused = cancel(orders, order["order_id"])
+    assert (refused.status, refused.body["code"]) == (409, "not_cancellable")
+
+
+def test_a_cancelled_order_records_its_payment_and_refund_in_any_order_and_stays_cancelled(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order_id = place(orders, register_user(runtimes, aws)).body["order_id"]
+    assert cancel(orders, order_id).body["status"] == "CANCELLED"
+    received_events(aws.queue_urls["tap"])
+
+    assert consume(orders, refunded(order_id)) == []  # the refund overtook its charge
+    assert orders.http(*_get(order_id)).body["payment_status"] == "refunded"
+    assert consume(orders, paid(order_id), reserved(order_id), refunded(order_id)) == []
+
+    stored = orders.http(*_get(order_id)).body
+    assert (stored["status"], stored["payment_status"], stored["total_cents"]) == ("CANCELLED", "refunded", 5199)
+    assert [entry["status"] for entry in stored["history"]] == ["PENDING", "CANCELLED"]
+    assert published_types(aws) == []  # no OrderConfirmed, and no second OrderCancelled
+
+
+def test_a_refund_after_the_confirmed_order_was_cancelled_marks_it_refunded(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    orders = runtimes["orders"]
+    order_id = place(orders, register_user(runtimes, aws)).body["order_id"]
+    assert consume(orders, reserved(order_id), paid(order_id)) == []
+    assert cancel(orders, order_id).body["payment_status"] == "succeeded"
+
+    assert consume(orders, refunded(order_id), paid(order_id)) == []
+
+    stored = orders.http(*_get(order_id)).body
+    assert (stored["status"], stored["payment_status"]) == ("CANCELLED", "refunded")
+    assert [entry["status"] for entry in stored["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
 
 
 def test_rejection_rejects_with_reason_and_cannot_be_cancelled(
@@ -85,7 +186,7 @@ def test_rejection_rejects_with_reason_and_cannot_be_cancelled(
     assert consume(orders, reserved(order["order_id"])) == []  # cannot resurrect a rejected order
 
     after = orders.http(*_get(order["order_id"])).body
-    assert (after["status"], after["reason"], after["total_cents"]) == ("REJECTED", "Not enough stock for PEN-7.", None)
+    assert (after["status"], after["reason"]) == ("REJECTED", "Not enough stock for PEN-7.")
     refused = cancel(orders, order["order_id"])
     assert (refused.status, refused.body["code"]) == (409, "not_cancellable")
 
@@ -101,21 +202,19 @@ def test_reservation_for_a_cancelled_order_leaves_it_cancelled(
     assert consume(orders, reserved(order["order_id"])) == []
 
     assert orders.http(*_get(order["order_id"])).body["status"] == "CANCELLED"
-    # No second OrderCancelled and no OrderConfirmed: the first OrderCancelled already tells
-    # inventory to release the stock.
+    # No second OrderCancelled: the first one already tells inventory to release the stock.
     assert received_events(aws.queue_urls["inventory"]) == []
-    assert "OrderConfirmed" not in [e["event_type"] for e in received_events(aws.queue_urls["tap"])]
 
 
 def test_confirmed_order_can_be_cancelled(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
     orders = runtimes["orders"]
     order = place(orders, register_user(runtimes, aws)).body
-    consume(orders, reserved(order["order_id"]))
+    assert consume(orders, reserved(order["order_id"]), paid(order["order_id"])) == []
     received_events(aws.queue_urls["inventory"])
 
     response = cancel(orders, order["order_id"])
 
-    assert response.body["status"] == "CANCELLED"
+    assert (response.body["status"], response.body["payment_status"]) == ("CANCELLED", "succeeded")
     assert [entry["status"] for entry in response.body["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
     [event] = received_events(aws.queue_urls["inventory"])
     assert (event["event_type"], event["data"]["items"]) == ("OrderCancelled", ITEMS)
@@ -124,13 +223,13 @@ def test_confirmed_order_can_be_cancelled(runtimes: dict[str, ServiceRuntime], a
 def test_poison_records_fail_alone(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
     orders = runtimes["orders"]
     order = place(orders, register_user(runtimes, aws)).body
-    good = reserved(order["order_id"])
-    version_2 = json.loads(reserved(order["order_id"]))
+    good = paid(order["order_id"])
+    version_2 = json.loads(paid(order["order_id"]))
     version_2["event_version"] = 2
-    missing_field = json.loads(reserved(order["order_id"]))
-    del missing_field["data"]["total_cents"]
-    unknown_type = json.loads(reserved(order["order_id"]))
-    unknown_type["event_type"] = "InventoryTeleported"
+    missing_field = json.loads(paid(order["order_id"]))
+    del missing_field["data"]["amount_cents"]
+    unknown_type = json.loads(paid(order["order_id"]))
+    unknown_type["event_type"] = "PaymentTeleported"
     poison = ["{not json", json.dumps(version_2), json.dumps(missing_field), json.dumps(unknown_type)]
 
     event = sqs_batch("sqs-orders-batch", [poison[0], good, *poison[1:]])
@@ -150,7 +249,7 @@ def test_a_transient_mongodb_failure_retries_the_record_instead_of_losing_it(
 ) -> None:
     orders = runtimes["orders"]
     order = place(orders, register_user(runtimes, aws)).body
-    message = reserved(order["order_id"])
+    message = paid(order["order_id"])
     repository = orders_api.service().repository
 
     with mock.patch.object(repository, "apply", side_effect=AutoReconnect("primary stepped down")):
@@ -177,7 +276,7 @@ def test_a_cancel_decided_before_a_confirm_landed_keeps_the_confirmation(
         read = read_order(order_id)
         if not confirm_landed:
             confirm_landed = True
-            assert consume(orders, reserved(order_id)) == []
+            assert consume(orders, paid(order_id)) == []
         return read
 
     with mock.patch.object(service.repository, "get", side_effect=read_then_let_the_confirm_land):
@@ -186,9 +285,9 @@ def test_a_cancel_decided_before_a_confirm_landed_keeps_the_confirmation(
     stored = orders.http(*_get(order["order_id"])).body
     assert cancelled.status == 200
     assert cancelled.body == stored
-    assert (stored["status"], stored["total_cents"]) == ("CANCELLED", 5199)
+    assert (stored["status"], stored["total_cents"], stored["payment_status"]) == ("CANCELLED", 5199, "succeeded")
     assert [entry["status"] for entry in stored["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
-    published = [event["event_type"] for event in received_events(aws.queue_urls["tap"])]
+    published = published_types(aws)
     assert (published.count("OrderConfirmed"), published.count("OrderCancelled")) == (1, 1)
 
 
@@ -219,7 +318,7 @@ def test_confirms_and_cancels_racing_in_threads_never_lose_a_write(
 
     def confirm(order_id: str) -> None:
         start.wait()
-        service.record_reservation(InventoryReservedData.model_validate(json.loads(reserved(order_id))["data"]), "c")
+        service.record_payment(PaymentSucceededData.model_validate(json.loads(paid(order_id))["data"]), "c")
 
     def cancel_it(order_id: str) -> None:
         start.wait()
@@ -232,6 +331,7 @@ def test_confirms_and_cancels_racing_in_threads_never_lose_a_write(
         statuses = [entry["status"] for entry in stored["history"]]
         assert statuses in (["PENDING", "CANCELLED"], ["PENDING", "CONFIRMED", "CANCELLED"])
         assert stored["total_cents"] == (5199 if "CONFIRMED" in statuses else None)
+        assert stored["payment_status"] == "succeeded"  # recorded whichever landed first
 
 
 def run_in_threads(calls: list[tuple[Callable[[str], None], str]]) -> None:

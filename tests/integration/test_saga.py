@@ -1,11 +1,15 @@
 """The whole saga in-process: HTTP calls to the handlers, every event carried by moto's SNS
-and SQS to the next handler, stock and emails checked at each step."""
+and SQS to the next handler (each message handed over twice, as at-least-once delivery may),
+payments charging and refunding through localstripe; stock, payments and emails checked at
+each step."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import boto3
+import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -14,27 +18,40 @@ from inventory import consumer as inventory_consumer
 from notifications import app as notifications_app
 from orders import api as orders_api
 from orders import consumer as orders_consumer
-from tests.conftest import AwsResources
+from payments import consumer as payments_consumer
+from tests.conftest import AwsResources, LocalStripe
+from tests.integration.test_payments import Stripe
 from tests.support import ADA, ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
 from users import api as users_api
 
+# Every consumer gets every message twice: the second delivery must change nothing.
+DELIVERIES = 2
+
 
 class Shop:
-    """Drives the services like API Gateway and the event source mappings would."""
+    """Drives the services like API Gateway and the event source mappings would, with the
+    payments service pointed at localstripe."""
 
-    def __init__(self, runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
+    def __init__(self, runtimes: dict[str, ServiceRuntime], aws: AwsResources, localstripe: LocalStripe) -> None:
         self.runtimes, self.aws = runtimes, aws
+        runtimes["payments"].env |= {"STRIPE_API_KEY": localstripe.api_key, "STRIPE_API_BASE": localstripe.url}
+        self.stripe = Stripe(localstripe)
 
-    def settle(self) -> None:
-        """Deliver events until every queue is empty (the saga has come to rest)."""
-        while (
-            deliver_all(self.aws.queue_urls["inventory"], self.runtimes["inventory"], inventory_consumer.handler)
-            + deliver_all(self.aws.queue_urls["orders"], self.runtimes["orders"], orders_consumer.handler)
-            + deliver_sns(
-                self.aws.queue_urls["notifications"], self.runtimes["notifications"], notifications_app.handler
-            )
-        ):
+    def settle(self, consumers: tuple[str, ...] = ("inventory", "orders", "payments", "notifications")) -> None:
+        """Deliver events to ``consumers`` until their queues are empty (the saga has come to rest)."""
+        while sum(self._deliver(consumer) for consumer in consumers):
             pass
+
+    def _deliver(self, consumer: str) -> int:
+        queue_url, runtime = self.aws.queue_urls[consumer], self.runtimes[consumer]
+        if consumer == "notifications":
+            return deliver_sns(queue_url, runtime, notifications_app.handler, DELIVERIES)
+        handler = {
+            "inventory": inventory_consumer.handler,
+            "orders": orders_consumer.handler,
+            "payments": payments_consumer.handler,
+        }[consumer]
+        return deliver_all(queue_url, runtime, handler, DELIVERIES)
 
     def stock(self, sku: str) -> tuple[int, int]:
         product = self.runtimes["inventory"].http(
@@ -49,14 +66,39 @@ class Shop:
             .body
         )
 
+    def place(self, items: list[dict[str, Any]], payment_method: str, headers: dict[str, str] | None = None) -> str:
+        body = {"items": items, "payment_method": payment_method}
+        # A key of its own: the sample request's key would replay the first order placed with it.
+        headers = {"Idempotency-Key": str(uuid.uuid4()), **(headers or {})}
+        placed = self.runtimes["orders"].http(
+            orders_api.handler, api_event("api-orders-create", body=body, headers=headers)
+        )
+        assert (placed.status, placed.body["status"], placed.body["user_id"]) == (201, "PENDING", ADA.user_id)
+        return str(placed.body["order_id"])
 
-def emails() -> list[tuple[str, str]]:
+    def cancel(self, order_id: str) -> Any:
+        return self.runtimes["orders"].http(
+            orders_api.handler, api_event("api-orders-cancel", path_params={"order_id": order_id})
+        )
+
+
+def emails() -> list[tuple[str, str, str]]:
     messages = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
-    return [(message.destinations["ToAddresses"][0], message.subject) for message in messages]
+    return [(message.destinations["ToAddresses"][0], message.subject, message.body) for message in messages]
 
 
-def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:
-    shop = Shop(runtimes, aws)
+def subjects() -> list[str]:
+    return [subject for _, subject, _ in emails()]
+
+
+TOTAL = 2 * 2500 + 199
+ITEMS = [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}]
+
+
+@pytest.fixture
+def shop(runtimes: dict[str, ServiceRuntime], aws: AwsResources, localstripe: LocalStripe) -> Shop:
+    """Two products in stock, and a registered customer (who got the welcome email)."""
+    shop = Shop(runtimes, aws, localstripe)
     for sku, price, available in [("BOOK-1", 2500, 3), ("PEN-7", 199, 10)]:
         body = {"name": sku, "unit_price_cents": price, "available": available}
         stocked = runtimes["inventory"].http(
@@ -66,80 +108,77 @@ def test_confirm_reject_and_cancel_through_every_event(runtimes: dict[str, Servi
     user = runtimes["users"].http(users_api.handler, api_event("api-users-create")).body
     assert user["user_id"] == ADA.user_id  # the sample's caller registered themselves
     shop.settle()
-    assert emails() == [("ada@example.com", "Welcome to the shop")]
+    assert [(to, subject) for to, subject, _ in emails()] == [("ada@example.com", "Welcome to the shop")]
+    received_events(aws.queue_urls["tap"])  # each test reads the events of its own orders
+    return shop
 
-    # 1. an order the stock covers: CONFIRMED with the inventory's prices
-    items = [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}]
-    placed = (
-        runtimes["orders"]
-        .http(
-            orders_api.handler,
-            api_event(
-                "api-orders-create",
-                body={"items": items, "payment_method": "pm_card_visa"},
-                headers={"X-Correlation-Id": "flow-1"},
-            ),
-        )
-        .body
-    )
-    assert (placed["status"], placed["user_id"]) == ("PENDING", ADA.user_id)
+
+def test_a_paid_order_is_confirmed_and_its_cancel_refunds_it_and_returns_its_stock_once(
+    shop: Shop, aws: AwsResources
+) -> None:
+    order_id = shop.place(ITEMS, "pm_card_visa", {"X-Correlation-Id": "flow-1"})
     shop.settle()
-    confirmed = shop.order(placed["order_id"])
-    assert (confirmed["status"], confirmed["total_cents"]) == ("CONFIRMED", 2 * 2500 + 199)
-    assert shop.stock("BOOK-1") == (1, 2)
-    assert shop.stock("PEN-7") == (9, 1)
-    assert emails()[-1] == ("ada@example.com", f"Your order {placed['order_id'][:8]} is confirmed")
 
-    # 2. an order the stock cannot cover: REJECTED, naming the sku, stock untouched
-    too_many = [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}]
-    rejected_id = (
-        runtimes["orders"]
-        .http(
-            orders_api.handler,
-            api_event(
-                "api-orders-create",
-                body={"items": too_many, "payment_method": "pm_card_visa"},
-                headers={"Idempotency-Key": "k-2"},
-            ),
-        )
-        .body["order_id"]
-    )
-    shop.settle()
-    rejected = shop.order(rejected_id)
-    assert rejected["status"] == "REJECTED"
-    assert "BOOK-1" in rejected["reason"]
-    assert shop.stock("BOOK-1") == (1, 2)
-    assert shop.stock("PEN-7") == (9, 1)
-    assert emails()[-1] == ("ada@example.com", f"We could not accept your order {rejected_id[:8]}")
+    paid = shop.order(order_id)
+    assert (paid["status"], paid["total_cents"], paid["payment_status"]) == ("CONFIRMED", TOTAL, "succeeded")
+    [charge] = shop.stripe.charges(order_id)
+    assert (charge.amount, charge.currency) == (TOTAL, "usd")
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((1, 2), (9, 1))
+    assert emails()[-1][:2] == ("ada@example.com", f"Your order {order_id[:8]} is confirmed")
+    # the correlation id of the request that placed the order travels through its whole flow
+    assert [(event["event_type"], event["correlation_id"]) for event in received_events(aws.queue_urls["tap"])] == [
+        ("OrderPlaced", "flow-1"),
+        ("InventoryReserved", "flow-1"),
+        ("PaymentSucceeded", "flow-1"),
+        ("OrderConfirmed", "flow-1"),
+    ]
 
-    # 3. cancelling the confirmed order returns its stock, once
     for _ in range(2):
-        cancelled = runtimes["orders"].http(
-            orders_api.handler, api_event("api-orders-cancel", path_params={"order_id": placed["order_id"]})
-        )
+        cancelled = shop.cancel(order_id)
         assert (cancelled.status, cancelled.body["status"]) == (200, "CANCELLED")
     shop.settle()
-    assert shop.stock("BOOK-1") == (3, 0)
+
+    refunded = shop.order(order_id)
+    assert (refunded["status"], refunded["payment_status"]) == ("CANCELLED", "refunded")
+    assert [entry["status"] for entry in refunded["history"]] == ["PENDING", "CONFIRMED", "CANCELLED"]
+    [refund] = shop.stripe.refunds(order_id)
+    assert (refund.amount, refund.status) == (TOTAL, "succeeded")
+    assert len(shop.stripe.charges(order_id)) == 1
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((3, 0), (10, 0))
+    assert subjects()[1:] == [f"Your order {order_id[:8]} is confirmed", f"Your order {order_id[:8]} is cancelled"]
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
+
+
+def test_a_declined_card_rejects_the_order_saying_why_and_returns_its_stock_once(shop: Shop, aws: AwsResources) -> None:
+    order_id = shop.place([{"sku": "PEN-7", "quantity": 4}], "pm_card_chargeCustomerFail")
+    shop.settle()
+
+    declined = shop.order(order_id)
+    assert (declined["status"], declined["payment_status"]) == ("REJECTED", "failed")
+    assert declined["reason"] == "The payment failed: Your card was declined."
+    assert [entry["status"] for entry in declined["history"]] == ["PENDING", "REJECTED"]
+    assert shop.stripe.charges(order_id) == []
     assert shop.stock("PEN-7") == (10, 0)
-    assert [status["status"] for status in shop.order(placed["order_id"])["history"]] == [
-        "PENDING",
-        "CONFIRMED",
-        "CANCELLED",
-    ]
-    assert [subject for _, subject in emails()] == [
-        "Welcome to the shop",
-        f"Your order {placed['order_id'][:8]} is confirmed",
-        f"We could not accept your order {rejected_id[:8]}",
-        f"Your order {placed['order_id'][:8]} is cancelled",
-    ]
-    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory"))
-    # the correlation id of the request that placed the order travels through its whole flow
-    first_flow = [
-        (event["event_type"], event["correlation_id"])
-        for event in received_events(aws.queue_urls["tap"])
-        if event["data"].get("order_id") == placed["order_id"] and event["event_type"] != "OrderCancelled"
-    ]
-    assert first_flow == [("OrderPlaced", "flow-1"), ("InventoryReserved", "flow-1"), ("OrderConfirmed", "flow-1")]
+    assert shop.cancel(order_id).status == 409
+    assert emails()[-1][:2] == ("ada@example.com", f"We could not accept your order {order_id[:8]}")
+    assert "The payment failed: Your card was declined." in emails()[-1][2]
+    assert len(emails()) == 2
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
+
+
+def test_an_order_the_stock_cannot_cover_is_rejected_naming_the_sku_and_never_charged(
+    shop: Shop, aws: AwsResources
+) -> None:
+    order_id = shop.place([{"sku": "BOOK-1", "quantity": 4}, {"sku": "PEN-7", "quantity": 1}], "pm_card_visa")
+    shop.settle()
+
+    short = shop.order(order_id)
+    assert (short["status"], short["payment_status"]) == ("REJECTED", None)
+    assert "BOOK-1" in short["reason"]
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((3, 0), (10, 0))
+    assert shop.stripe.intents(order_id) == []
+    assert subjects()[1:] == [f"We could not accept your order {order_id[:8]}"]
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
 
 
 def dead_letter_queue_is_empty(aws: AwsResources, name: str) -> bool:

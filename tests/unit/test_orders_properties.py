@@ -1,5 +1,6 @@
-"""Properties of the orders domain, checked on generated inputs (hypothesis): the lifecycle
-under any sequence of decisions, Idempotency-Key replays, and pagination cursors."""
+"""Properties of the orders domain, checked on generated inputs (hypothesis): the lifecycle and
+the payment status under any sequence of inventory and payment events and cancels,
+Idempotency-Key replays, and pagination cursors."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orders import domain
-from orders.domain import NewOrder, OrderStatus, PagePosition
-from shop_common.events import InventoryRejectedData, InventoryReservedData, PricedLine
+from orders.domain import NewOrder, OrderStatus, PagePosition, PaymentStatus
+from shop_common.events import (
+    InventoryRejectedData,
+    InventoryReservedData,
+    PaymentFailedData,
+    PaymentSucceededData,
+    PricedLine,
+)
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 FEW = settings(max_examples=60, deadline=None)
@@ -34,14 +41,17 @@ requests = st.builds(
     payment_methods,
 )
 
-CONFIRM, REJECT, CANCEL = "confirm", "reject", "cancel"
+RESERVE, REJECT, PAY, DECLINE, CANCEL, REFUND = "reserve", "reject", "pay", "decline", "cancel", "refund"
 decisions = st.lists(
     st.one_of(
-        st.tuples(st.just(CONFIRM), st.integers(0, 10**9)),
+        st.tuples(st.just(RESERVE), st.integers(0, 10**9)),
         st.tuples(st.just(REJECT), st.text(min_size=1, max_size=20)),
+        st.tuples(st.just(PAY), st.integers(0, 10**9)),
+        st.tuples(st.just(DECLINE), st.text(min_size=1, max_size=20)),
         st.tuples(st.just(CANCEL), st.none()),
+        st.tuples(st.just(REFUND), st.none()),
     ),
-    max_size=8,
+    max_size=10,
 )
 ALLOWED_MOVES = {
     (OrderStatus.PENDING, OrderStatus.CONFIRMED),
@@ -49,21 +59,35 @@ ALLOWED_MOVES = {
     (OrderStatus.PENDING, OrderStatus.CANCELLED),
     (OrderStatus.CONFIRMED, OrderStatus.CANCELLED),
 }
+# The payment status only moves forward: none -> succeeded -> refunded, none -> failed, none -> refunded.
+PAYMENT_STATUS_MOVES = {
+    (None, PaymentStatus.SUCCEEDED),
+    (None, PaymentStatus.FAILED),
+    (None, PaymentStatus.REFUNDED),
+    (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED),
+}
 
 
 def decide(order: domain.Order, decision: tuple[str, Any], now: datetime) -> domain.Transition | None:
     kind, value = decision
-    if kind == CONFIRM:
+    if kind == RESERVE:
         reservation = InventoryReservedData(
             order_id=order.order_id,
             lines=[PricedLine(sku=line.sku, quantity=line.quantity, unit_price_cents=0) for line in order.items],
             total_cents=value,
         )
-        return domain.confirm(order, reservation, "c", now)
+        return domain.record_total(order, reservation, now)
     if kind == REJECT:
-        return domain.reject(
-            order, InventoryRejectedData(order_id=order.order_id, reason=value, unavailable=[]), "c", now
-        )
+        rejection = InventoryRejectedData(order_id=order.order_id, reason=value, unavailable=[])
+        return domain.reject_for_stock(order, rejection, "c", now)
+    if kind == PAY:
+        payment = PaymentSucceededData(order_id=order.order_id, payment_id="pi", amount_cents=value, currency="usd")
+        return domain.confirm(order, payment, "c", now)
+    if kind == DECLINE:
+        failure = PaymentFailedData(order_id=order.order_id, reason=value, decline_code=None)
+        return domain.reject_for_payment(order, failure, "c", now)
+    if kind == REFUND:
+        return domain.record_refund(order, now)
     return domain.cancel(order, "c", now)
 
 
@@ -82,15 +106,35 @@ def test_any_sequence_of_decisions_follows_the_lifecycle(request: NewOrder, sequ
             continue
         order = transition.order
         kind, value = decision
-        assert (before.status, order.status) in ALLOWED_MOVES
-        assert order.history[:-1] == before.history
-        assert (order.history[-1].status, order.history[-1].at) == (order.status, order.updated_at)
-        assert (transition.from_version, order.version) == (before.version, before.version + 1)
-        assert order.total_cents == (value if kind == CONFIRM else before.total_cents)
-        assert order.reason == (value if kind == REJECT else before.reason)
+        assert transition.before == before
+        assert (transition.from_version, order.version, order.updated_at) == (
+            before.version,
+            before.version + 1,
+            NOW + timedelta(seconds=step),
+        )
+        if order.status is before.status:  # a change no other service hears of
+            assert (transition.event, transition.new_history) == (None, ())
+        else:
+            assert (before.status, order.status) in ALLOWED_MOVES
+            assert transition.event is not None
+            assert transition.event.data.order_id == order.order_id
+            assert order.history[:-1] == before.history
+            assert (order.history[-1].status, order.history[-1].at) == (order.status, order.updated_at)
+        if order.payment_status is not before.payment_status:
+            assert (before.payment_status, order.payment_status) in PAYMENT_STATUS_MOVES
+        if before.total_cents is not None:  # once known, the total stays
+            assert order.total_cents == before.total_cents
+        elif kind in (RESERVE, PAY) and order.total_cents is not None:
+            assert order.total_cents == value
+        if order.status is OrderStatus.CONFIRMED:  # only a payment confirms, and the total is then known
+            assert order.payment_status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED)
+            assert order.total_cents is not None
+        if before.status is OrderStatus.PENDING and order.status is OrderStatus.REJECTED:  # says why
+            assert order.reason is not None and value in order.reason
+        else:
+            assert order.reason == before.reason
         assert (order.order_id, order.user_id, order.items) == (before.order_id, before.user_id, before.items)
-        assert transition.event.data.order_id == order.order_id
-    assert len(order.history) == order.version + 1
+    assert len(order.history) <= order.version + 1
     assert [entry.status for entry in order.history] in (
         [OrderStatus.PENDING],
         [OrderStatus.PENDING, OrderStatus.CONFIRMED],
@@ -98,6 +142,7 @@ def test_any_sequence_of_decisions_follows_the_lifecycle(request: NewOrder, sequ
         [OrderStatus.PENDING, OrderStatus.CANCELLED],
         [OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.CANCELLED],
     )
+    assert order.version <= 4  # what MAX_TRANSITION_ATTEMPTS counts on
 
 
 @FEW

@@ -56,7 +56,14 @@ def test_source_queues_redrive_to_a_dead_letter_queue_and_outlast_the_function()
 
 
 CONTRACT_FILTERS = {
-    "OrdersQueue": ["InventoryReserved", "InventoryRejected", "UserRegistered"],
+    "OrdersQueue": [
+        "InventoryReserved",
+        "InventoryRejected",
+        "PaymentSucceeded",
+        "PaymentFailed",
+        "PaymentRefunded",
+        "UserRegistered",
+    ],
     "InventoryQueue": ["OrderPlaced", "OrderCancelled", "PaymentFailed"],
     "PaymentsQueue": ["OrderPlaced", "InventoryReserved", "OrderCancelled"],
 }

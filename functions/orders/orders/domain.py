@@ -27,7 +27,9 @@ from shop_common.events import (
     OrderPlacedData,
     OrderRejected,
     OrderRejectedData,
+    PaymentFailedData,
     PaymentMethod,
+    PaymentSucceededData,
     Quantity,
     Sku,
     new_event,
@@ -212,14 +214,25 @@ class Order:
         )
 
 
+OrderEvent = OrderConfirmed | OrderRejected | OrderCancelled
+
+
 @dataclass(frozen=True)
 class Transition:
-    """A status change decided on the order at ``from_version``: it applies only if the order
-    is still at that version (compare-and-set), so no change decided on a stale read lands."""
+    """A change decided on the order ``before``: it applies only if the stored order is still at
+    ``before``'s version (compare-and-set), so no change decided on a stale read lands."""
 
+    before: Order
     order: Order  # the order as it will be after the change
-    from_version: int
-    event: OrderConfirmed | OrderRejected | OrderCancelled
+    event: OrderEvent | None = None  # None: a change no other service hears of (total, payment status)
+
+    @property
+    def from_version(self) -> int:
+        return self.before.version
+
+    @property
+    def new_history(self) -> tuple[HistoryEntry, ...]:
+        return self.order.history[len(self.before.history) :]
 
 
 def _lines(request: NewOrder) -> tuple[OrderLine, ...]:
@@ -262,31 +275,85 @@ def replay(placed: Order, user_id: str, request: NewOrder) -> Order:
     return placed
 
 
+def _changed(order: Order, now: datetime, **changes: Any) -> Order:
+    return replace(order, updated_at=now, version=order.version + 1, **changes)
+
+
 def _moved(order: Order, status: OrderStatus, now: datetime, **changes: Any) -> Order:
     entry = HistoryEntry(status, now, changes.get("reason"))
-    return replace(
-        order, status=status, updated_at=now, history=(*order.history, entry), version=order.version + 1, **changes
-    )
+    return _changed(order, now, status=status, history=(*order.history, entry), **changes)
 
 
-def confirm(order: Order, reservation: InventoryReservedData, correlation_id: str, now: datetime) -> Transition | None:
-    """PENDING -> CONFIRMED; None when the order has moved on (a duplicate, or cancelled meanwhile:
-    inventory then returns the stock on the OrderCancelled it receives)."""
-    if order.status is not OrderStatus.PENDING:
+# payment_status only moves forward, whatever order the payment events arrive in: a refund may
+# overtake its charge's PaymentSucceeded, and neither may then take "refunded" back.
+PAYMENT_STATUS_MOVES: dict[PaymentStatus | None, frozenset[PaymentStatus]] = {
+    None: frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.REFUNDED}),
+    PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.REFUNDED}),
+}
+
+
+def _moved_forward(current: PaymentStatus | None, reported: PaymentStatus) -> PaymentStatus | None:
+    """The payment status after ``reported``: it, unless that would take ``current`` back."""
+    return reported if reported in PAYMENT_STATUS_MOVES.get(current, frozenset()) else current
+
+
+def _payment_recorded(order: Order, reported: PaymentStatus, now: datetime) -> Transition | None:
+    """Only the payment's status changes; None if it stays as it is."""
+    payment_status = _moved_forward(order.payment_status, reported)
+    if payment_status is order.payment_status:
         return None
-    confirmed = _moved(order, OrderStatus.CONFIRMED, now, total_cents=reservation.total_cents)
-    data = OrderConfirmedData(order_id=order.order_id, user_id=order.user_id, total_cents=reservation.total_cents)
-    event = new_event(OrderConfirmed, data, correlation_id, occurred_at=now)
-    return Transition(confirmed, order.version, event)
+    return Transition(order, _changed(order, now, payment_status=payment_status))
 
 
-def reject(order: Order, rejection: InventoryRejectedData, correlation_id: str, now: datetime) -> Transition | None:
-    """PENDING -> REJECTED with inventory's reason; None when the order has moved on."""
+def record_total(order: Order, reservation: InventoryReservedData, now: datetime) -> Transition | None:
+    """InventoryReserved: the order's total is known; the order stays as it is (its payment
+    decides). None when the total is known already (a duplicate, or the payment told it first)."""
+    if order.total_cents is not None:
+        return None
+    return Transition(order, _changed(order, now, total_cents=reservation.total_cents))
+
+
+def reject_for_stock(
+    order: Order, rejection: InventoryRejectedData, correlation_id: str, now: datetime
+) -> Transition | None:
+    """InventoryRejected: PENDING -> REJECTED with inventory's reason; None when the order has moved on."""
     if order.status is not OrderStatus.PENDING:
         return None
     rejected = _moved(order, OrderStatus.REJECTED, now, reason=rejection.reason)
     data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=rejection.reason)
-    return Transition(rejected, order.version, new_event(OrderRejected, data, correlation_id, now))
+    return Transition(order, rejected, new_event(OrderRejected, data, correlation_id, now))
+
+
+def confirm(order: Order, payment: PaymentSucceededData, correlation_id: str, now: datetime) -> Transition | None:
+    """PaymentSucceeded: PENDING -> CONFIRMED, paid. The charge is the reservation's total, so
+    when it overtakes InventoryReserved its amount is the order's total. An order cancelled
+    while it was charged only records the payment (payments refunds it on the OrderCancelled)."""
+    if order.status is not OrderStatus.PENDING:
+        return _payment_recorded(order, PaymentStatus.SUCCEEDED, now)
+    total = payment.amount_cents if order.total_cents is None else order.total_cents
+    payment_status = _moved_forward(order.payment_status, PaymentStatus.SUCCEEDED)
+    confirmed = _moved(order, OrderStatus.CONFIRMED, now, total_cents=total, payment_status=payment_status)
+    data = OrderConfirmedData(order_id=order.order_id, user_id=order.user_id, total_cents=total)
+    return Transition(order, confirmed, new_event(OrderConfirmed, data, correlation_id, occurred_at=now))
+
+
+def reject_for_payment(
+    order: Order, failure: PaymentFailedData, correlation_id: str, now: datetime
+) -> Transition | None:
+    """PaymentFailed: PENDING -> REJECTED, saying why (inventory returns the stock on the same
+    event). An order cancelled meanwhile only records the failed payment."""
+    if order.status is not OrderStatus.PENDING:
+        return _payment_recorded(order, PaymentStatus.FAILED, now)
+    reason = f"The payment failed: {failure.reason}"
+    payment_status = _moved_forward(order.payment_status, PaymentStatus.FAILED)
+    rejected = _moved(order, OrderStatus.REJECTED, now, reason=reason, payment_status=payment_status)
+    data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=reason)
+    return Transition(order, rejected, new_event(OrderRejected, data, correlation_id, now))
+
+
+def record_refund(order: Order, now: datetime) -> Transition | None:
+    """PaymentRefunded (the order was cancelled after its charge): the order stays CANCELLED, refunded."""
+    return _payment_recorded(order, PaymentStatus.REFUNDED, now)
 
 
 CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
@@ -300,7 +367,7 @@ def cancel(order: Order, correlation_id: str, now: datetime) -> Transition | Non
         raise NotCancellable(f"Order {order.order_id} is {order.status.value} and cannot be cancelled.")
     cancelled = _moved(order, OrderStatus.CANCELLED, now)
     data = OrderCancelledData(order_id=order.order_id, user_id=order.user_id, items=list(order.items))
-    return Transition(cancelled, order.version, new_event(OrderCancelled, data, correlation_id, now))
+    return Transition(order, cancelled, new_event(OrderCancelled, data, correlation_id, now))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from orders.domain import HistoryEntry, Order, OrderStatus, PagePosition, PaymentStatus, Transition
 from shop_common.events import OrderLine, OrderPlaced
 from shop_common.idempotency_ttl import ensure_idempotency_indexes
-from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
+from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index, push_events
 
 # Incremented by every change of an order: the compare-and-set of each transition.
 VERSION = "version"
@@ -58,12 +58,12 @@ class OrdersRepository:
         document = self.orders.find_one({"_id": order_id}, {PENDING_EVENTS: 0})
         return _to_order(document) if document else None
 
-    def apply(self, transition: Transition) -> PendingEvent | None:
-        """Apply a transition atomically with its event if the order is still at the version it
-        was decided on; None if anything changed it since (the caller re-reads and decides again)."""
+    def apply(self, transition: Transition) -> list[PendingEvent] | None:
+        """Apply a transition atomically with its event (if any) if the order is still at the
+        version it was decided on; None if anything changed it since (the caller re-reads and
+        decides again)."""
         order = transition.order
-        pending = PendingEvent.of(transition.event)
-        latest = order.history[-1]
+        pending, push_pending = push_events([transition.event] if transition.event else [])
         result = self.orders.update_one(
             {"_id": order.order_id, VERSION: _stored_version(transition.from_version)},
             {
@@ -71,10 +71,14 @@ class OrdersRepository:
                     "status": order.status.value,
                     "reason": order.reason,
                     "total_cents": order.total_cents,
+                    "payment_status": _payment_status_value(order.payment_status),
                     "updated_at": order.updated_at,
                     VERSION: order.version,
                 },
-                "$push": {"history": _history_document(latest), PENDING_EVENTS: pending.to_document()},
+                "$push": {
+                    "history": {"$each": [_history_document(entry) for entry in transition.new_history]},
+                    **push_pending,
+                },
             },
         )
         return pending if result.matched_count else None
@@ -106,6 +110,10 @@ def _stored_version(version: int) -> Any:
     return version if version else {"$in": [0, None]}
 
 
+def _payment_status_value(payment_status: PaymentStatus | None) -> str | None:
+    return payment_status.value if payment_status else None
+
+
 def _history_document(entry: HistoryEntry) -> dict[str, Any]:
     return {"status": entry.status.value, "at": entry.at, "reason": entry.reason}
 
@@ -119,6 +127,7 @@ def _to_document(order: Order) -> dict[str, Any]:
         "status": order.status.value,
         "reason": order.reason,
         "total_cents": order.total_cents,
+        "payment_status": _payment_status_value(order.payment_status),
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "history": [_history_document(entry) for entry in order.history],

@@ -21,12 +21,19 @@ from orders.domain import (
 )
 from orders.repository import OrdersRepository
 from shop_common.clock import new_id, utc_now
-from shop_common.events import InventoryRejectedData, InventoryReservedData
+from shop_common.events import (
+    InventoryRejectedData,
+    InventoryReservedData,
+    PaymentFailedData,
+    PaymentSucceededData,
+)
 from shop_common.identity import Caller
 from shop_common.outbox import Outbox
 
 # A transition loses its compare-and-set only if the order changed in between; re-deciding
-# on the fresh order settles it, and each order has at most three transitions.
+# on the fresh order settles it. An order changes at most four times (its total; confirmed,
+# rejected or, once cancelled, its payment recorded; cancelled; refunded), so a decision loses
+# at most three times.
 MAX_TRANSITION_ATTEMPTS = 4
 
 
@@ -81,15 +88,26 @@ class OrdersService:
 
         return self._transition(order_id, decide)
 
-    def record_reservation(self, reservation: InventoryReservedData, correlation_id: str) -> Order:
-        return self._transition(
-            reservation.order_id, lambda order: domain.confirm(order, reservation, correlation_id, utc_now())
-        )
+    def record_reservation(self, reservation: InventoryReservedData) -> Order:
+        return self._transition(reservation.order_id, lambda order: domain.record_total(order, reservation, utc_now()))
 
     def record_rejection(self, rejection: InventoryRejectedData, correlation_id: str) -> Order:
         return self._transition(
-            rejection.order_id, lambda order: domain.reject(order, rejection, correlation_id, utc_now())
+            rejection.order_id, lambda order: domain.reject_for_stock(order, rejection, correlation_id, utc_now())
         )
+
+    def record_payment(self, payment: PaymentSucceededData, correlation_id: str) -> Order:
+        return self._transition(
+            payment.order_id, lambda order: domain.confirm(order, payment, correlation_id, utc_now())
+        )
+
+    def record_payment_failure(self, failure: PaymentFailedData, correlation_id: str) -> Order:
+        return self._transition(
+            failure.order_id, lambda order: domain.reject_for_payment(order, failure, correlation_id, utc_now())
+        )
+
+    def record_refund(self, order_id: str) -> Order:
+        return self._transition(order_id, lambda order: domain.record_refund(order, utc_now()))
 
     def remember_user(self, user_id: str, email: str) -> None:
         self.repository.remember_user(user_id, email)
@@ -108,6 +126,6 @@ class OrdersService:
                 return order
             pending = self.repository.apply(transition)
             if pending is not None:
-                self.outbox.flush(self.repository.orders, order_id, [pending])
+                self.outbox.flush(self.repository.orders, order_id, pending)
                 return transition.order
         raise RuntimeError(f"Order {order_id} kept changing; giving up for now")
