@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -24,6 +25,7 @@ from pymongo import MongoClient
 from pymongo.errors import AutoReconnect
 
 from notifications import app as notifications_app
+from notifications.domain import OrderOwnerUnknown
 from notifications.mailer import EmailNotSent
 from notifications.repository import ClaimHeld
 from shop_common.clock import utc_now
@@ -68,6 +70,15 @@ def confirmed(total: int = 5199) -> dict[str, Any]:
     return envelope("OrderConfirmed", {"order_id": ORDER, "user_id": USER, "total_cents": total})
 
 
+def cancelled() -> dict[str, Any]:
+    return envelope("OrderCancelled", {"order_id": ORDER, "user_id": USER, "items": [{"sku": "A", "quantity": 1}]})
+
+
+def refunded(amount: int = 5199) -> dict[str, Any]:
+    data = {"order_id": ORDER, "refund_id": "re_1", "amount_cents": amount, "currency": "usd"}
+    return envelope("PaymentRefunded", data, source="payments")
+
+
 def test_user_registered_stores_the_contact_and_sends_a_welcome(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
 ) -> None:
@@ -89,7 +100,7 @@ def test_user_registered_stores_the_contact_and_sends_a_welcome(
 @pytest.mark.parametrize(
     ("message", "subject", "in_body"),
     [
-        (confirmed(), "Your order 9b8a7c6d is confirmed", "Total: $51.99."),
+        (confirmed(), "Your order 9b8a7c6d is confirmed", "We charged $51.99 for it."),
         (
             envelope("OrderRejected", {"order_id": ORDER, "user_id": USER, "reason": "Not enough stock for PEN-7."}),
             "We could not accept your order 9b8a7c6d",
@@ -139,6 +150,45 @@ def test_order_event_before_the_user_is_known_is_retried_then_sent_once(
     notifications.invoke(notifications_app.handler, early)  # Lambda's asynchronous retry
     notifications.invoke(notifications_app.handler, early)  # and a duplicate delivery
     assert [email.subject for email in sent_emails()] == ["Welcome to the shop", "Your order 9b8a7c6d is confirmed"]
+
+
+@pytest.mark.parametrize("order_event", [cancelled, confirmed], ids=["after the cancel", "after the confirmation"])
+def test_a_refund_is_emailed_once_to_the_user_of_its_order(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, order_event: Callable[[], dict[str, Any]]
+) -> None:
+    notifications = runtimes["notifications"]
+    notifications.invoke(notifications_app.handler, sns_event(registered("grace@example.com")))
+    notifications.invoke(notifications_app.handler, sns_event(order_event()))
+    refund = sns_event(refunded())
+
+    notifications.invoke(notifications_app.handler, refund)
+    notifications.invoke(notifications_app.handler, copy.deepcopy(refund))  # a duplicate delivery
+
+    [email] = [email for email in sent_emails() if email.subject == "Your order 9b8a7c6d is refunded"]
+    assert email.destinations["ToAddresses"] == ["grace@example.com"]
+    assert f"We refunded $51.99 for your cancelled order {ORDER}." in email.body
+    assert len(sent_emails()) == 3
+
+
+def test_a_refund_before_any_event_naming_its_user_is_retried_then_sent_once(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    notifications = runtimes["notifications"]
+    notifications.invoke(notifications_app.handler, sns_event(registered()))
+    early = sns_event(refunded())
+
+    with pytest.raises(OrderOwnerUnknown, match=f"No user known yet for order {ORDER}"):
+        notifications.invoke(notifications_app.handler, early)
+    assert len(sent_emails()) == 1
+
+    notifications.invoke(notifications_app.handler, sns_event(cancelled()))
+    notifications.invoke(notifications_app.handler, early)  # Lambda's asynchronous retry
+    notifications.invoke(notifications_app.handler, early)  # and a duplicate delivery
+    assert [email.subject for email in sent_emails()] == [
+        "Welcome to the shop",
+        "Your order 9b8a7c6d is cancelled",
+        "Your order 9b8a7c6d is refunded",
+    ]
 
 
 def test_failed_ses_call_is_retried_without_a_second_email(

@@ -125,6 +125,7 @@ def test_a_paid_order_is_confirmed_and_its_cancel_refunds_it_and_returns_its_sto
     assert (charge.amount, charge.currency) == (TOTAL, "usd")
     assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((1, 2), (9, 1))
     assert emails()[-1][:2] == ("ada@example.com", f"Your order {order_id[:8]} is confirmed")
+    assert "We charged $51.99 for it." in emails()[-1][2]
     # the correlation id of the request that placed the order travels through its whole flow
     assert [(event["event_type"], event["correlation_id"]) for event in received_events(aws.queue_urls["tap"])] == [
         ("OrderPlaced", "flow-1"),
@@ -145,7 +146,13 @@ def test_a_paid_order_is_confirmed_and_its_cancel_refunds_it_and_returns_its_sto
     assert (refund.amount, refund.status) == (TOTAL, "succeeded")
     assert len(shop.stripe.charges(order_id)) == 1
     assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((3, 0), (10, 0))
-    assert subjects()[1:] == [f"Your order {order_id[:8]} is confirmed", f"Your order {order_id[:8]} is cancelled"]
+    assert subjects()[1:] == [
+        f"Your order {order_id[:8]} is confirmed",
+        f"Your order {order_id[:8]} is cancelled",
+        f"Your order {order_id[:8]} is refunded",
+    ]
+    assert emails()[-1][0] == "ada@example.com"
+    assert f"We refunded $51.99 for your cancelled order {order_id}." in emails()[-1][2]
     assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
 
 

@@ -85,7 +85,7 @@ def test_notifications_subscription_dead_letters_and_retries() -> None:
     notifications = FUNCTIONS["NotificationsFunction"]
     [event] = notifications["Events"].values()
     assert event["Type"] == "SNS"
-    expected = ["OrderCancelled", "OrderConfirmed", "OrderRejected", "UserRegistered"]
+    expected = ["OrderCancelled", "OrderConfirmed", "OrderRejected", "PaymentRefunded", "UserRegistered"]
     assert sorted(event["Properties"]["FilterPolicy"]["event_type"]) == expected
     assert event["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in QUEUES
     assert notifications["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0] in QUEUES
@@ -107,13 +107,12 @@ def test_no_wildcard_actions() -> None:
     assert not [action for action in actions if "*" in action]
 
 
+ALARMS = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
 def test_every_dead_letter_queue_has_an_alarm() -> None:
     dead_letter_queues = {name for name in QUEUES if "DeadLetter" in name}
-    alarmed = {
-        r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
-        for r in RESOURCES.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
-    }
+    alarmed = {alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in ALARMS if alarm["Namespace"] == "AWS/SQS"}
     subscription_targets = {
         r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for r in RESOURCES.values()
@@ -127,6 +126,20 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
     assert subscription_targets | redrive_targets <= dead_letter_queues
     assert len(dead_letter_queues) >= 6
     assert alarmed == dead_letter_queues
+
+
+def test_an_email_ses_may_not_have_sent_raises_an_alarm() -> None:
+    """The alarm watches the metric exactly as Powertools emits it: the namespace and the service
+    dimension come from the function's environment."""
+    notifications = FUNCTIONS["NotificationsFunction"]
+    source = (ROOT / notifications["CodeUri"] / "notifications" / "app.py").read_text()
+    assert 'name="EmailOutcomeUnknown"' in source
+    [alarm] = [alarm for alarm in ALARMS if alarm["MetricName"] == "EmailOutcomeUnknown"]
+    assert alarm["Namespace"] == GLOBALS["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    service = notifications["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": service}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_connection_strings_are_secrets_not_parameters() -> None:

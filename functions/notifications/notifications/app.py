@@ -1,9 +1,11 @@
-"""SNS-triggered notifications: one email per UserRegistered, OrderConfirmed, OrderRejected and
-OrderCancelled event, at most once per event_id.
+"""SNS-triggered notifications: one email per UserRegistered, OrderConfirmed, OrderRejected,
+OrderCancelled and PaymentRefunded event, at most once per event_id.
 
 SNS invokes Lambda asynchronously: raising makes Lambda retry twice, then the event goes to
 the function's dead-letter queue. So a failure raises when a retry can fix it: an invalid
-message (after logging it), a contact not known yet, an email SES definitely did not send.
+message (after logging it), a contact not known yet, a refunded order whose user is not known
+yet (PaymentRefunded names none: the order events that do fill a projection of orders to
+users), an email SES definitely did not send.
 An email SES may have sent (its answer lost, or the invocation died mid-send) is never sent
 again: its claim stays UNKNOWN, logged with the EmailOutcomeUnknown metric for a human.
 """
@@ -21,11 +23,11 @@ from pydantic import ValidationError
 
 from notifications import domain
 from notifications.dependencies import dependencies
-from notifications.domain import Contact, ContactUnknown
+from notifications.domain import Contact, ContactUnknown, OrderOwnerUnknown
 from notifications.mailer import EmailNotSent, EmailOutcomeUnknown
 from notifications.repository import Claim
 from shop_common.clock import utc_now
-from shop_common.events import DomainEvent, UserRegistered, parse_event
+from shop_common.events import DomainEvent, PaymentRefunded, UserRegistered, parse_event
 from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
 from shop_common.runtime import seconds_left, within_invocation
 from shop_common.tracing import make_tracer
@@ -46,9 +48,10 @@ def notify(event: domain.NotifiedEvent) -> None:
         contact = Contact(event.data.user_id, event.data.email, event.data.name)
         deps.repository.save_contact(contact)
     else:
-        found = deps.repository.contact(event.data.user_id)
+        user_id = _user_of(event)
+        found = deps.repository.contact(user_id)
         if found is None:
-            raise ContactUnknown(f"No contact yet for user {event.data.user_id}")
+            raise ContactUnknown(f"No contact yet for user {user_id}")
         contact = found
     email = domain.compose(event, contact)
     event_id = str(event.event_id)
@@ -71,6 +74,19 @@ def notify(event: domain.NotifiedEvent) -> None:
     metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=1)
     logger.info("Email sent", extra={"to": email.to, "subject": email.subject, "message_id": message_id})
     _record_sent(event_id, message_id)
+
+
+def _user_of(event: domain.OrderEvent | PaymentRefunded) -> str:
+    """The user an order's event concerns: named by the order events, which are remembered for
+    the refund that may follow; looked up for the refund."""
+    repository = dependencies().repository
+    if isinstance(event, PaymentRefunded):
+        owner = repository.owner_of(event.data.order_id)
+        if owner is None:
+            raise OrderOwnerUnknown(f"No user known yet for order {event.data.order_id}")
+        return owner
+    repository.remember_owner(event.data.order_id, event.data.user_id)
+    return event.data.user_id
 
 
 def _record_sent(event_id: str, message_id: str) -> None:

@@ -36,6 +36,7 @@ class ClaimHeld(Exception):
 class NotificationsRepository:
     def __init__(self, database: Database) -> None:
         self.contacts: Collection = database["contacts"]
+        self.order_owners: Collection = database["order_owners"]
         self.notifications: Collection = database["notifications"]
 
     def ensure_indexes(self) -> None:
@@ -49,6 +50,14 @@ class NotificationsRepository:
     def contact(self, user_id: str) -> Contact | None:
         document = self.contacts.find_one({"_id": user_id})
         return Contact(user_id, document["email"], document["name"]) if document else None
+
+    def remember_owner(self, order_id: str, user_id: str) -> None:
+        """The projection of orders to their users; an order's user never changes."""
+        self.order_owners.update_one({"_id": order_id}, {"$setOnInsert": {"user_id": user_id}}, upsert=True)
+
+    def owner_of(self, order_id: str) -> str | None:
+        document = self.order_owners.find_one({"_id": order_id})
+        return str(document["user_id"]) if document else None
 
     def claim(self, event_id: str, event_type: str, user_id: str, email: Email, now: datetime) -> Claim:
         """Whether this invocation may send the email for ``event_id``: only if no attempt
