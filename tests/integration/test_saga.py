@@ -6,6 +6,7 @@ each step."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -24,8 +25,16 @@ from tests.integration.test_payments import Stripe
 from tests.support import ADA, ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
 from users import api as users_api
 
+Handler = Callable[[dict[str, Any], Any], Any]
 # Every consumer gets every message twice: the second delivery must change nothing.
 DELIVERIES = 2
+# Each consumer's handler, by the name of its queue in AwsResources.queue_urls.
+HANDLERS: dict[str, Handler] = {
+    "inventory": inventory_consumer.handler,
+    "orders": orders_consumer.handler,
+    "payments": payments_consumer.handler,
+    "notifications": notifications_app.handler,
+}
 
 
 class Shop:
@@ -37,20 +46,15 @@ class Shop:
         runtimes["payments"].env |= {"STRIPE_API_KEY": localstripe.api_key, "STRIPE_API_BASE": localstripe.url}
         self.stripe = Stripe(localstripe)
 
-    def settle(self, consumers: tuple[str, ...] = ("inventory", "orders", "payments", "notifications")) -> None:
+    def settle(self, consumers: tuple[str, ...] = tuple(HANDLERS)) -> None:
         """Deliver events to ``consumers`` until their queues are empty (the saga has come to rest)."""
         while sum(self._deliver(consumer) for consumer in consumers):
             pass
 
     def _deliver(self, consumer: str) -> int:
-        queue_url, runtime = self.aws.queue_urls[consumer], self.runtimes[consumer]
+        queue_url, runtime, handler = self.aws.queue_urls[consumer], self.runtimes[consumer], HANDLERS[consumer]
         if consumer == "notifications":
-            return deliver_sns(queue_url, runtime, notifications_app.handler, DELIVERIES)
-        handler = {
-            "inventory": inventory_consumer.handler,
-            "orders": orders_consumer.handler,
-            "payments": payments_consumer.handler,
-        }[consumer]
+            return deliver_sns(queue_url, runtime, handler, DELIVERIES)
         return deliver_all(queue_url, runtime, handler, DELIVERIES)
 
     def stock(self, sku: str) -> tuple[int, int]:
