@@ -84,28 +84,17 @@ def run_demo(stack: dict[str, Any]) -> int:
     staff = Api(str(stack["api_url"]), sign_in(stack, f"staff-{uuid.uuid4().hex[:6]}@example.com", staff=True))
     api = Api(str(stack["api_url"]), sign_in(stack, email))
 
-    def stock(label: str) -> None:
-        parts = []
-        for sku in ("DEMO-BOOK", "DEMO-PEN"):
-            product = api.call("GET", f"/inventory/{sku}")[1]
-            parts.append(f"{sku} available={product['available']} reserved={product['reserved']}")
-        print(f"   stock {label}: " + "; ".join(parts))
-
     print("1. Staff stock two products")
-    for sku, name, price, available in [("DEMO-BOOK", "A book", 2500, 5), ("DEMO-PEN", "A pen", 199, 2)]:
-        status, product = staff.call(
-            "PUT", f"/inventory/{sku}", {"name": name, "unit_price_cents": price, "available": available}
-        )
-        print(f"   PUT /inventory/{sku} -> {status} {product}")
-    stock("now")
+    stock_products(staff)
+    show_stock(api, "now")
 
     print("2. A customer signs up (Cognito) and registers their profile")
     status, user = api.call("POST", "/users", {"name": "Demo Customer"})
     print(f"   POST /users -> {status} user_id={user['user_id']} email={user['email']}")
 
-    def place(items: list[dict[str, Any]]) -> dict[str, Any]:
+    def place(items: list[dict[str, Any]], payment_method: str = "pm_card_visa") -> dict[str, Any]:
         key = str(uuid.uuid4())
-        body = {"user_id": user["user_id"], "items": items, "payment_method": "pm_card_visa"}
+        body = {"user_id": user["user_id"], "items": items, "payment_method": payment_method}
 
         # Until the orders service has seen UserRegistered it answers 422 unknown_user; a 4xx
         # stores nothing under the Idempotency-Key, so the same key can safely be retried.
@@ -114,55 +103,112 @@ def run_demo(stack: dict[str, Any]) -> int:
             return order if status == 201 else None
 
         order: dict[str, Any] = wait_for("the orders service to learn of the user", attempt)
-        print(f"   POST /orders {items} -> 201 order_id={order['order_id']} status={order['status']}")
+        print(f"   POST /orders {items} {payment_method} -> 201 order_id={order['order_id']} status={order['status']}")
         return order
 
-    def settled(order_id: str, status: str) -> dict[str, Any]:
+    def settled(order_id: str, state: str) -> dict[str, Any]:
+        """Wait until the order's status or payment status is ``state``."""
         order: dict[str, Any] = wait_for(
-            f"order {order_id} to be {status}",
-            lambda: (o := api.call("GET", f"/orders/{order_id}")[1]) and o["status"] == status and o,
+            f"order {order_id} to be {state}",
+            lambda: (
+                (o := api.call("GET", f"/orders/{order_id}")[1]) and state in (o["status"], o["payment_status"]) and o
+            ),
         )
-        print(f"   -> {order['status']} total_cents={order['total_cents']} reason={order['reason']}")
+        print(
+            f"   -> {order['status']} total_cents={order['total_cents']} payment_status={order['payment_status']} "
+            f"reason={order['reason']}"
+        )
         return order
 
-    print("3. Place an order the stock covers")
-    first = place([{"sku": "DEMO-BOOK", "quantity": 2}, {"sku": "DEMO-PEN", "quantity": 1}])
-    settled(first["order_id"], "CONFIRMED")
-    stock("after the confirmed order")
+    print("3. Place an order the stock covers, paid with a card that works (pm_card_visa)")
+    paid = place([{"sku": "DEMO-BOOK", "quantity": 2}, {"sku": "DEMO-PEN", "quantity": 1}])
+    settled(paid["order_id"], "CONFIRMED")
+    show_stock(api, "after the paid order")
 
     print("4. Place an order the stock cannot cover")
-    second = place([{"sku": "DEMO-PEN", "quantity": 5}])
-    settled(second["order_id"], "REJECTED")
-    stock("after the rejected order")
+    short = place([{"sku": "DEMO-PEN", "quantity": 5}])
+    settled(short["order_id"], "REJECTED")
+    show_stock(api, "after the order short of stock (untouched)")
 
-    print("5. Cancel the confirmed order")
-    status, cancelled = api.call("POST", f"/orders/{first['order_id']}/cancel")
-    print(f"   POST /orders/{first['order_id']}/cancel -> {status} status={cancelled['status']}")
+    print("5. Place an order with a card declined when charged (pm_card_chargeCustomerFail)")
+    declined = place([{"sku": "DEMO-BOOK", "quantity": 1}], "pm_card_chargeCustomerFail")
+    settled(declined["order_id"], "REJECTED")
+    wait_for(
+        "the declined order's stock to come back", lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 2
+    )
+    show_stock(api, "after the declined payment (its book back)")
+
+    print("6. Cancel the paid order: its stock comes back and its charge is refunded")
+    status, cancelled = api.call("POST", f"/orders/{paid['order_id']}/cancel")
+    print(f"   POST /orders/{paid['order_id']}/cancel -> {status} status={cancelled['status']}")
+    settled(paid["order_id"], "refunded")
     wait_for("the stock to come back", lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 0)
-    stock("after the cancellation")
+    show_stock(api, "after the cancellation")
 
-    print("6. Each order's status changes")
-    for order_id in (first["order_id"], second["order_id"]):
-        history = api.call("GET", f"/orders/{order_id}")[1]["history"]
+    print("7. Identity: what the API refuses")
+    show_refusals(stack, api, staff, paid["order_id"], f"other-{email}")
+
+    print("8. Each order's status changes")
+    show_histories(api, user["user_id"], [paid["order_id"], short["order_id"], declined["order_id"]])
+
+    print("9. Emails sent (SES, as recorded by the notifications service)")
+    show_emails(stack, email, expected=6)  # welcome, confirmed, two rejected, cancelled, refunded
+    print(f"Done in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+def stock_products(staff: Api) -> None:
+    for sku, name, price, available in [("DEMO-BOOK", "A book", 2500, 5), ("DEMO-PEN", "A pen", 199, 2)]:
+        status, product = staff.call(
+            "PUT", f"/inventory/{sku}", {"name": name, "unit_price_cents": price, "available": available}
+        )
+        print(f"   PUT /inventory/{sku} -> {status} {product}")
+
+
+def show_stock(caller: Api, label: str) -> None:
+    parts = []
+    for sku in ("DEMO-BOOK", "DEMO-PEN"):
+        product = caller.call("GET", f"/inventory/{sku}")[1]
+        parts.append(f"{sku} available={product['available']} reserved={product['reserved']}")
+    print(f"   stock {label}: " + "; ".join(parts))
+
+
+def show_refusals(stack: dict[str, Any], customer: Api, staff: Api, order_id: str, stranger_email: str) -> None:
+    """No token, a customer on a staff route, another customer's order; and staff reading it."""
+    anonymous, stranger = Api(str(stack["api_url"])), Api(str(stack["api_url"]), sign_in(stack, stranger_email))
+    restock = {"name": "A book", "unit_price_cents": 1, "available": 99}
+    for caller, who, method, path, body in [
+        (anonymous, "no token", "GET", f"/orders/{order_id}", None),
+        (customer, "a customer", "PUT", "/inventory/DEMO-BOOK", restock),
+        (stranger, "another customer", "GET", f"/orders/{order_id}", None),
+        (staff, "staff", "GET", f"/orders/{order_id}", None),
+    ]:
+        status, answer = caller.call(method, path, body)
+        print(f"   {who}: {method} {path} -> {status} {answer.get('code') or answer.get('status')}")
+
+
+def show_histories(customer: Api, user_id: str, order_ids: list[str]) -> None:
+    for order_id in order_ids:
+        history = customer.call("GET", f"/orders/{order_id}")[1]["history"]
         print(f"   {order_id}: " + " -> ".join(f"{entry['status']} ({entry['at']})" for entry in history))
-    status, listing = api.call("GET", f"/users/{user['user_id']}/orders?limit=10")
+    status, listing = customer.call("GET", f"/users/{user_id}/orders?limit=10")
     print(f"   GET /users/{{user_id}}/orders -> {status}, {len(listing['orders'])} orders, newest first")
 
-    print("7. Emails sent (SES, as recorded by the notifications service)")
+
+def show_emails(stack: dict[str, Any], email: str, expected: int) -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(str(stack["mongodb_uri"]))
     notifications = client[_notifications_database()]["notifications"]
     sent = wait_for(
-        "4 emails",
+        f"{expected} emails",
         lambda: (
             (found := list(notifications.find({"to": email, "status": "SENT"}).sort("created_at", 1)))
-            and len(found) >= 4
+            and len(found) >= expected
             and found
         ),
     )
     for message in sent:
-        print(f"   to {message['to']}: {message['subject']}")
-    print(f"Done in {time.perf_counter() - started:.1f} s.")
-    return 0
+        first_line = message["body"].splitlines()[2]  # after the greeting and a blank line
+        print(f"   to {message['to']}: {message['subject']}: {first_line}")
 
 
 def _notifications_database() -> str:
