@@ -61,6 +61,7 @@ def test_saga_over_http(stack: RunningStack) -> None:
         place([{"sku": "E2E-BOOK", "quantity": 2}, {"sku": "E2E-PEN", "quantity": 1}], "k1")["order_id"], "CONFIRMED"
     )
     assert confirmed["total_cents"] == 2 * 2500 + 199
+    assert confirmed["payment_status"] == "succeeded"
     assert (stock("E2E-BOOK"), stock("E2E-PEN")) == ((1, 2), (0, 1))
 
     rejected = settled(place([{"sku": "E2E-PEN", "quantity": 1}], "k2")["order_id"], "REJECTED")
@@ -69,6 +70,7 @@ def test_saga_over_http(stack: RunningStack) -> None:
     status, cancelled = customer.call("POST", f"/orders/{confirmed['order_id']}/cancel")
     assert (status, cancelled["status"]) == (200, "CANCELLED")
     eventually("stock to return", lambda: stock("E2E-BOOK") == (3, 0) and stock("E2E-PEN") == (1, 0))
+    eventually("the refund", lambda: settled(confirmed["order_id"], "CANCELLED")["payment_status"] == "refunded")
 
     status, page = customer.call("GET", f"/users/{user['user_id']}/orders?limit=1")
     assert status == 200
@@ -79,9 +81,9 @@ def test_saga_over_http(stack: RunningStack) -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(stack.description["mongodb_uri"])
     notifications = client["notifications"]["notifications"]
     subjects = eventually(
-        "4 emails",
+        "5 emails",
         lambda: (
-            len(s := [n["subject"] for n in notifications.find({"user_id": user["user_id"], "status": "SENT"})]) == 4
+            len(s := [n["subject"] for n in notifications.find({"user_id": user["user_id"], "status": "SENT"})]) == 5
             and s
         ),
     )

@@ -83,8 +83,9 @@ ERROR_DESCRIPTIONS = {
     429: "`too_many_requests`: throttled by API Gateway.",
     503: "`service_unavailable`: a dependency is unreachable; retry after `Retry-After` seconds.",
 }
-# What any route may answer: API Gateway throttles every route, and MongoDB may be unreachable.
-EVERY_ROUTE_ERRORS = (429, 503)
+# What any route may answer: the edge checks every request's body (size, nesting) before routing,
+# API Gateway throttles every route, and MongoDB may be unreachable.
+EVERY_ROUTE_ERRORS = (400, 413, 429, 503)
 # What a route with a JSON body may answer about the body itself.
 BODY_ERRORS = (400, 413, 422)
 
