@@ -7,7 +7,7 @@ CHECKOV := $(TOOLS)/checkov
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: dev demo test unit lint build bench dlq clean-local help
+.PHONY: dev demo test unit e2e lint build bench bench-e2e dlq token clean-local help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -50,6 +50,12 @@ lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy
 
 build: $(TOOLS)/.installed ## sam build (no container needed)
 	$(TOOLS)/bin/sam build
+
+e2e: $(VENV)/.installed ## only the end-to-end tests (local stack over HTTP: saga, identity, fuzzing, MongoDB killed under load)
+	$(PY) -m pytest tests/e2e
+
+bench-e2e: $(VENV)/.installed ## only the saga on the local stack, 16 clients: orders/s, p50/p95 POST -> CONFIRMED
+	$(PY) -m bench.end_to_end
 
 bench: $(VENV)/.installed ## benchmarks; writes docs/BENCHMARKS.md
 	$(PY) -m bench

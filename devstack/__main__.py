@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         help="containers (worker processes) per function at most; ReservedConcurrentExecutions caps it further",
     )
     commands.add_parser("demo", help="walk the running stack through the whole saga")
+    token = commands.add_parser("token", help="print an ID token of the local user pool for EMAIL (for curl)")
+    token.add_argument("email")
+    token.add_argument("--staff", action="store_true", help="make the user a member of the staff group")
     dlq = commands.add_parser("dlq", help="list or redrive dead-letter queues")
     dlq.add_argument("action", choices=["list", "redrive"])
     dlq.add_argument("--queue", help="only this dead-letter queue (logical id, or URL with --aws)")
@@ -86,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.demo import run_demo
 
         return run_demo(read_stack(args.state_dir))
+    if args.command == "token":
+        from devstack.demo import sign_in
+
+        print(sign_in(read_stack(args.state_dir), args.email, args.staff))
+        return 0
     from devstack.dlq import run_dlq
 
     return run_dlq(args, None if args.aws else read_stack(args.state_dir))

@@ -282,3 +282,14 @@ def test_the_probe_answers_when_it_does_not_fail(probe_api: str) -> None:
     response, body = request(probe_api, "GET", "/sleep/0")
 
     assert (response.status, json.loads(body)) == (200, {"ok": True})
+
+
+def test_the_token_command_signs_a_user_in_for_curl(stack: RunningStack) -> None:
+    customer = stack.devstack("token", "curl-customer@example.com").strip()
+    staff = stack.devstack("token", "curl-staff@example.com", "--staff").strip()
+    product = {"name": "Curl", "unit_price_cents": 100, "available": 1}
+
+    as_customer = {"Authorization": f"Bearer {customer}"}
+    assert stack.call("POST", "/users", {"name": "Curl"}, as_customer)[0] == 201
+    assert stack.call("PUT", "/inventory/CURL-1", product, as_customer)[0] == 403
+    assert stack.call("PUT", "/inventory/CURL-1", product, {"Authorization": f"Bearer {staff}"})[0] == 200
