@@ -1,7 +1,7 @@
 """`sam local invoke -n env.json` gives every function what env.json sets for it.
 
 SAM CLI applies an env.json value only to a variable the template declares for the function
-(docs: /work/shared/facts.md, "AWS SAM CLI 1.170"); anything else is dropped without a word, and
+(SAM CLI 1.170, `EnvironmentVariables.resolve`); anything else is dropped without a word, and
 a function without MONGODB_URI reads its Secrets Manager secret instead of the local MongoDB.
 The environment is resolved here by SAM CLI's own code (the template's Globals and intrinsics,
 then env.json), the same path `sam local invoke` takes before it starts a container. SAM CLI
