@@ -16,7 +16,7 @@ def main() -> None:
     module_name, _, attribute = handler_path.rpartition(".")
     handler = getattr(importlib.import_module(module_name), attribute)
     imported = time.perf_counter()
-    result = handler(event, LocalContext.fresh())
+    result = handler(event, LocalContext.fresh(timeout=float(sys.argv[3]) if len(sys.argv) > 3 else 10.0))
     finished = time.perf_counter()
     status = result.get("statusCode") if isinstance(result, dict) else None
     failures = len(result.get("batchItemFailures", [])) if isinstance(result, dict) else 0

@@ -36,7 +36,7 @@ def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -
     }
     event_file = write_event(events, path.make_event(environment))
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cold_child.py"), path.handler, str(event_file)],
+        [sys.executable, str(ROOT / "bench" / "cold_child.py"), path.handler, str(event_file), str(path.timeout)],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -53,10 +53,11 @@ def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -
 def measure_cold_starts(environment: BenchEnvironment, runs: int) -> tuple[ColdResult, list[ColdResult]]:
     """Median of ``runs`` per path; baseline and candidates interleaved run by run, so drift
     on the machine hits them alike."""
-    samples: dict[str, list[dict[str, float]]] = {path.name: [] for path in [BASELINE, *PATHS]}
+    measured = [path for path in PATHS if path.cold]
+    samples: dict[str, list[dict[str, float]]] = {path.name: [] for path in [BASELINE, *measured]}
     with tempfile.TemporaryDirectory() as directory:
         for _ in range(runs):
-            for path in [BASELINE, *PATHS]:
+            for path in [BASELINE, *measured]:
                 samples[path.name].append(_run_once(path, environment, Path(directory)))
 
     def median_of(path: FunctionPath) -> ColdResult:
@@ -68,4 +69,4 @@ def measure_cold_starts(environment: BenchEnvironment, runs: int) -> tuple[ColdR
             any(run["boto3_loaded"] for run in runs_of),
         )
 
-    return median_of(BASELINE), [median_of(path) for path in PATHS]
+    return median_of(BASELINE), [median_of(path) for path in measured]

@@ -3,6 +3,8 @@
 List prices, US East (N. Virginia). Lambda arm64 prices were checked against the AWS Lambda
 pricing page on 2026-11-23; the SQS, SNS, API Gateway and SES figures are AWS's long-standing
 list prices, not re-checked that day. Free tiers and volume tiers are ignored (worst case).
+Stripe's own fees (per charge, a share of the amount) are left out: they are the payment's
+price, not the backend's, and dwarf every line here.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ SQS_REQUEST = 0.40 / 1_000_000  # standard queue, per 64 KiB chunk
 SNS_PUBLISH = 0.50 / 1_000_000  # deliveries to SQS and Lambda are free
 API_GATEWAY_REST_REQUEST = 3.50 / 1_000_000
 SES_EMAIL = 0.10 / 1_000
-MEMORY_GB = 512 / 1024
+MEMORY_GB = 512 / 1024  # every saga function, the payments consumer included (its timeout: 60 s, not 10 s)
 COLD_START_SHARE = 0.01  # share of invocations that start a new container (INIT is billed)
 
-# Per order through the saga (place -> reserve -> confirm -> email): the functions it runs and
-# the messages it causes. SQS requests per message: send (by SNS) + receive + delete, with
-# batches of one (the worst case; batching divides the last two).
-SAGA_FUNCTIONS = ["POST /orders", "inventory consumer (OrderPlaced)", "orders consumer (InventoryReserved)",
-                  "notifications (OrderConfirmed)"]  # fmt: skip
-SNS_PUBLISHES_PER_ORDER = 3  # OrderPlaced, InventoryReserved, OrderConfirmed
-SQS_MESSAGES_PER_ORDER = 2  # OrderPlaced to inventory, InventoryReserved to orders
+# Per order through the saga (place -> reserve and record the payment -> charge -> confirm ->
+# email): the functions it runs and the messages it causes. The payments consumer runs twice
+# (OrderPlaced, InventoryReserved), the orders consumer twice (InventoryReserved records the
+# total, PaymentSucceeded confirms). SQS requests per message: send (by SNS) + receive + delete,
+# with batches of one (the worst case; batching divides the last two).
+SAGA_FUNCTIONS = ["POST /orders", "inventory consumer (OrderPlaced)", "payments consumer (OrderPlaced)",
+                  "payments consumer (InventoryReserved, charge)", "orders consumer (InventoryReserved)",
+                  "orders consumer (PaymentSucceeded)", "notifications (OrderConfirmed)"]  # fmt: skip
+SNS_PUBLISHES_PER_ORDER = 4  # OrderPlaced, InventoryReserved, PaymentSucceeded, OrderConfirmed
+# OrderPlaced to inventory and payments, InventoryReserved to orders and payments, PaymentSucceeded to orders
+SQS_MESSAGES_PER_ORDER = 5
 SQS_REQUESTS_PER_MESSAGE = 3
 
 
@@ -37,10 +43,12 @@ class CostLine:
 
 
 def saga_cost(billed_ms: dict[str, float], init_ms: dict[str, float]) -> list[CostLine]:
+    """``billed_ms`` and ``init_ms`` per function path (INIT: its handler module's import time;
+    none for a path missing from ``init_ms``)."""
     lines = []
     for function in SAGA_FUNCTIONS:
         duration_s = math.ceil(billed_ms[function]) / 1000
-        init_s = math.ceil(init_ms[function]) / 1000 * COLD_START_SHARE
+        init_s = math.ceil(init_ms.get(function, 0.0)) / 1000 * COLD_START_SHARE
         compute = (duration_s + init_s) * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
         lines.append(CostLine(f"Lambda {function}", compute + LAMBDA_REQUEST * 1_000_000))
     lines.append(CostLine("API Gateway (REST) request", API_GATEWAY_REST_REQUEST * 1_000_000))

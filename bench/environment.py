@@ -1,4 +1,5 @@
-"""The services' surroundings for benchmarks: a real mongod, a moto server, seeded data."""
+"""The services' surroundings for benchmarks: a real mongod, a moto server, localstripe (in a
+process of its own, as the local stack runs it), seeded data."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ from moto.server import ThreadedMotoServer
 from pymongo import MongoClient
 
 from devstack.mongod import MongoServer, free_port
+from devstack.stripe_server import API_KEY as STRIPE_API_KEY
+from devstack.stripe_server import StripeServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "bench@example.com"
 USER_ID = "b0b0b0b0-0000-4000-8000-000000000001"
+USER_EMAIL = "bench@example.com"
+SERVICES = ("users", "orders", "inventory", "payments", "notifications")
 ORDER_ID = "0a0a0a0a-0000-4000-8000-000000000001"
 
 
@@ -31,9 +36,12 @@ class BenchEnvironment:
     aws_endpoint_url: str
     topic_arn: str
     prefix: str
+    stripe_url: str
 
     def service_env(self, service: str) -> dict[str, str]:
+        stripe = {"STRIPE_API_KEY": STRIPE_API_KEY, "STRIPE_API_BASE": self.stripe_url} if service == "payments" else {}
         return {
+            **stripe,
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": "Shop",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -52,10 +60,10 @@ class BenchEnvironment:
         client: MongoClient[dict[str, object]] = MongoClient(self.mongodb_uri, tz_aware=True)
         now = datetime.now(UTC)
         client[f"{self.prefix}_users"]["users"].insert_one(
-            {"_id": USER_ID, "email": "bench@example.com", "name": "Bench", "created_at": now, "pending_events": []}
+            {"_id": USER_ID, "email": USER_EMAIL, "name": "Bench", "created_at": now, "pending_events": []}
         )
         orders = client[f"{self.prefix}_orders"]
-        orders["known_users"].insert_one({"_id": USER_ID, "email": "bench@example.com"})
+        orders["known_users"].insert_one({"_id": USER_ID, "email": USER_EMAIL})
         for index in range(30):
             orders["orders"].insert_one(
                 {
@@ -77,7 +85,7 @@ class BenchEnvironment:
                 {"_id": sku, "name": sku, "unit_price_cents": 250, "available": 10_000_000, "reserved": 0}
             )
         client[f"{self.prefix}_notifications"]["contacts"].insert_one(
-            {"_id": USER_ID, "email": "bench@example.com", "name": "Bench"}
+            {"_id": USER_ID, "email": USER_EMAIL, "name": "Bench"}
         )
         client.close()
 
@@ -93,6 +101,8 @@ def bench_environment() -> Iterator[BenchEnvironment]:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
         moto.start()
+        stripe = StripeServer(free_port())
+        stripe_url = stripe.start(Path(workdir) / "localstripe.log")
         host, port = moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         session = {
@@ -103,15 +113,16 @@ def bench_environment() -> Iterator[BenchEnvironment]:
         }
         topic_arn = boto3.client("sns", **session).create_topic(Name="bench-events")["TopicArn"]
         boto3.client("ses", **session).verify_email_identity(EmailAddress=SENDER)
-        environment = BenchEnvironment(uri, endpoint, topic_arn, f"bench{uuid.uuid4().hex[:8]}")
+        environment = BenchEnvironment(uri, endpoint, topic_arn, f"bench{uuid.uuid4().hex[:8]}", stripe_url)
         environment.seed()
         try:
             yield environment
         finally:
             client: MongoClient[dict[str, object]] = MongoClient(uri)
-            for service in ("users", "orders", "inventory", "notifications"):
+            for service in SERVICES:
                 client.drop_database(f"{environment.prefix}_{service}")
             client.close()
+            stripe.stop()
             moto.stop()
             if mongo is not None:
                 mongo.stop()

@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo import monitoring
 
-from bench.environment import ROOT, BenchEnvironment
+from bench.environment import ROOT, SERVICES, BenchEnvironment
 from bench.paths import PATHS, FunctionPath
 from devstack.worker import LocalContext
 
@@ -87,7 +87,7 @@ def quiet() -> Iterator[None]:
 def measure_warm(environment: BenchEnvironment, calls: int) -> list[WarmResult]:
     mongo_timer = MongoTimer()
     monitoring.register(mongo_timer)  # before any client of the services exists
-    for service in ("users", "orders", "inventory", "notifications"):
+    for service in SERVICES:
         sys.path.insert(0, str(ROOT / "functions" / service))
     sys.path.insert(0, str(ROOT / "layers" / "shared"))
     aws_timer = AwsTimer()
@@ -107,6 +107,14 @@ def measure_warm(environment: BenchEnvironment, calls: int) -> list[WarmResult]:
     return results
 
 
+def _check(path: FunctionPath, result: Any) -> None:
+    """A call that failed measures nothing: stop the run."""
+    if isinstance(result, dict) and (
+        result.get("statusCode") not in (None, 200, 201) or result.get("batchItemFailures")
+    ):
+        raise RuntimeError(f"{path.name} did not succeed: {str(result)[:500]}")
+
+
 def _measure_path(
     path: FunctionPath, environment: BenchEnvironment, calls: int, mongo_timer: MongoTimer, aws_timer: AwsTimer
 ) -> WarmResult:
@@ -115,7 +123,7 @@ def _measure_path(
     handler = getattr(importlib.import_module(module_name), attribute)
     for _ in range(max(5, calls // 10)):  # warm-up: first call builds the container's clients
         with quiet():
-            handler(path.make_event(environment), LocalContext.fresh())
+            _check(path, handler(path.make_event(environment), LocalContext.fresh(timeout=path.timeout)))
     latencies, commands, mongo, aws = [], [], [], []
     for _ in range(calls):
         event = path.make_event(environment)
@@ -123,8 +131,9 @@ def _measure_path(
         aws_timer.seconds = 0.0
         with quiet():
             started = time.perf_counter()
-            handler(event, LocalContext.fresh())
+            result = handler(event, LocalContext.fresh(timeout=path.timeout))
             latencies.append((time.perf_counter() - started) * 1000)
+        _check(path, result)
         commands.append(mongo_timer.local.count)
         mongo.append(mongo_timer.local.micros / 1000)
         aws.append(aws_timer.seconds * 1000)
