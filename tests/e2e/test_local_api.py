@@ -293,3 +293,36 @@ def test_the_token_command_signs_a_user_in_for_curl(stack: RunningStack) -> None
     assert stack.call("POST", "/users", {"name": "Curl"}, as_customer)[0] == 201
     assert stack.call("PUT", "/inventory/CURL-1", product, as_customer)[0] == 403
     assert stack.call("PUT", "/inventory/CURL-1", product, {"Authorization": f"Bearer {staff}"})[0] == 200
+
+
+def test_the_identity_table_holds_over_http(stack: RunningStack) -> None:
+    """Every row of the contract's Identity table, through the local Cognito authorizer."""
+    staff, ada, bob = stack.sign_in(staff=True), stack.sign_in(), stack.sign_in()
+    product = {"name": "Id", "unit_price_cents": 100, "available": 10}
+    assert staff.call("PUT", "/inventory/ID-1", product)[0] == 200
+    assert ada.call("PUT", "/inventory/ID-1", product)[0] == 403  # a customer on a staff route
+    assert stack.call("GET", "/inventory/ID-1")[0] == 200  # the catalog is public
+    assert stack.call("POST", "/users", {"name": "Nobody"})[0] == 401  # no token
+    status, ada_user = ada.call("POST", "/users", {"name": "Ada"})
+    assert status == 201
+    assert bob.call("POST", "/users", {"name": "Bob"})[0] == 201
+    ada_id = ada_user["user_id"]
+    order = {"items": [{"sku": "ID-1", "quantity": 1}], "payment_method": "pm_card_visa"}
+    assert ada.call("POST", "/orders", {**order, "user_id": "someone-else"})[0] == 403
+    placed = eventually(
+        "orders to know Ada",
+        lambda: (r := ada.call("POST", "/orders", order, {"Idempotency-Key": "same"}))[0] == 201 and r[1],
+    )
+    bobs = eventually(
+        "orders to know Bob",
+        lambda: (r := bob.call("POST", "/orders", order, {"Idempotency-Key": "same"}))[0] == 201 and r[1],
+    )
+    assert bobs["order_id"] != placed["order_id"]  # keys are scoped per caller
+    own = [f"/users/{ada_id}", f"/users/{ada_id}/orders", f"/orders/{placed['order_id']}"]
+    for path in own:
+        assert ada.call("GET", path)[0] == 200, path
+        assert staff.call("GET", path)[0] == 200, path
+        status, body = bob.call("GET", path)
+        assert (status, body["code"]) == (404, "not_found"), path  # as if it did not exist
+    assert bob.call("POST", f"/orders/{placed['order_id']}/cancel")[0] == 404
+    assert staff.call("POST", f"/orders/{bobs['order_id']}/cancel")[0] == 200
