@@ -1,5 +1,10 @@
 # The project's commands. `make dev` and `make test` are the two a newcomer needs.
-PYTHON ?= python3.11
+# Lambda's runtime is python3.13: the one on PATH, else the one tools/python313.sh assembles from
+# Debian's packages into .python3.13 (Debian/Ubuntu). Any Python >= 3.11 works: make PYTHON=python3.11 ...
+PYTHON313 := $(or $(shell python3.13 -c "import sys; print(sys.executable)" 2>/dev/null),$(CURDIR)/.python3.13/bin/python3.13)
+PYTHON ?= $(PYTHON313)
+# The assembled interpreter is built on demand; one given on the command line must exist.
+PYTHON_BUILT := $(filter $(CURDIR)/.python3.13/%,$(PYTHON) $(PYTHON313))
 VENV := .venv
 TOOLS := .venv-tools
 # checkov pins an exact boto3 that aws-sam-cli's exact pin excludes: it gets a virtualenv of its own (inside .venv-tools)
@@ -12,19 +17,23 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt
-	$(PYTHON) -m venv $(VENV)
+$(CURDIR)/.python3.13/bin/python3.13: tools/python313.sh
+	bash tools/python313.sh .python3.13
+	touch $@
+
+$(VENV)/.installed: requirements-dev.txt layers/dependencies/requirements.txt | $(PYTHON_BUILT)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-$(TOOLS)/.installed: requirements-tools.txt
-	$(PYTHON) -m venv $(TOOLS)
+$(TOOLS)/.installed: requirements-tools.txt | $(PYTHON_BUILT)
+	$(PYTHON) -m venv --clear $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-$(CHECKOV)/.installed: requirements-checkov.txt
-	$(PYTHON) -m venv $(CHECKOV)
+$(CHECKOV)/.installed: requirements-checkov.txt | $(PYTHON_BUILT)
+	$(PYTHON) -m venv --clear $(CHECKOV)
 	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
@@ -48,8 +57,8 @@ lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
-build: $(TOOLS)/.installed ## sam build (no container needed)
-	$(TOOLS)/bin/sam build
+build: $(TOOLS)/.installed | $(PYTHON_BUILT) ## sam build: the python3.13 arm64 artifact in .aws-sam/build (no container needed)
+	PATH="$(dir $(PYTHON313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build
 
 e2e: $(VENV)/.installed ## only the end-to-end tests (local stack over HTTP: saga, identity, fuzzing, MongoDB killed under load)
 	$(PY) -m pytest tests/e2e

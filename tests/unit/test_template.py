@@ -31,7 +31,7 @@ def sqs_events() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_runtime_and_architecture() -> None:
-    assert GLOBALS["Runtime"] == "python3.11"
+    assert GLOBALS["Runtime"] == "python3.13"
     assert GLOBALS["Architectures"] == ["arm64"]
     assert all("Runtime" not in props and "Architectures" not in props for props in FUNCTIONS.values())
 
