@@ -1,0 +1,132 @@
+"""SnapStart applies to published versions only: every function must publish one behind the alias
+`live`, and everything that invokes a function (API Gateway, SQS event source mappings, the SNS
+subscription, the schedules, permissions) must point at that alias, or it invokes `$LATEST`,
+which is never snapshotted and cold-starts every time.
+
+The template is expanded the way CloudFormation would see it, by SAM's own translator (in the
+tools virtualenv, whose pins clash with the project's), and the result is checked resource by
+resource: SAM's AutoPublishAlias is what does the pointing, and this proves it reached everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
+
+# Runs in .venv-tools. Local code paths become S3 URIs, as `sam package` would make them.
+TRANSLATE = """
+import json, sys
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+with open(sys.argv[1]) as f:
+    template = yaml_parse(f.read())
+for resource in template["Resources"].values():
+    properties = resource.get("Properties", {})
+    for key in ("CodeUri", "ContentUri"):
+        if key in properties:
+            properties[key] = "s3://artifacts/" + str(properties[key])
+pseudo = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+print(json.dumps(transform(template, {**pseudo, "AWS::StackName": "shop"}, NoManagedPolicies())))
+"""
+INTEGRATION_URI = r"arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/\$\{(\w+)\}/invocations"
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    if not TOOLS_PYTHON.exists():
+        if os.environ.get("SHOP_REQUIRE_ARTIFACTS"):
+            pytest.fail(".venv-tools is missing although `make test` builds it")
+        pytest.skip(".venv-tools (AWS SAM CLI) is absent: `make test`, `make build` or `make lint` creates it")
+    with tempfile.TemporaryDirectory() as home:
+        completed = subprocess.run(
+            [str(TOOLS_PYTHON), "-c", TRANSLATE, str(ROOT / "template.yaml")],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": home, "AWS_DEFAULT_REGION": "eu-west-1"},
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert completed.returncode == 0, completed.stderr
+    translated: dict[str, Any] = json.loads(completed.stdout)["Resources"]
+    return translated
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in resources.items() if r["Type"] == kind}
+
+
+def alias_of(reference: Any, aliases: dict[str, dict[str, Any]]) -> str:
+    """The function whose alias `live` ``reference`` names; fails on anything else."""
+    assert isinstance(reference, dict) and set(reference) == {"Ref"}, f"not a Ref to an alias: {reference}"
+    alias = aliases[reference["Ref"]]
+    assert alias["Name"] == "live"
+    function: str = alias["FunctionName"]["Ref"]
+    return function
+
+
+def test_every_function_runs_python313_with_snapstart_on_a_published_version(resources: dict[str, Any]) -> None:
+    functions = of_type(resources, "AWS::Lambda::Function")
+    versions = of_type(resources, "AWS::Lambda::Version")
+    aliases = of_type(resources, "AWS::Lambda::Alias")
+    assert len(functions) == 11
+    for name, function in functions.items():
+        assert function["Runtime"] == "python3.13", name
+        assert function["Architectures"] == ["arm64"], name
+        assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+    assert sorted(v["FunctionName"]["Ref"] for v in versions.values()) == sorted(functions)
+    assert sorted(a["FunctionName"]["Ref"] for a in aliases.values() if a["Name"] == "live") == sorted(functions)
+    for layer in of_type(resources, "AWS::Lambda::LayerVersion").values():
+        assert layer["CompatibleRuntimes"] == ["python3.13"]
+
+
+def test_every_invoker_targets_the_alias_not_latest(resources: dict[str, Any]) -> None:
+    aliases = of_type(resources, "AWS::Lambda::Alias")
+    invoked: set[str] = set()
+    for mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").values():
+        invoked.add(alias_of(mapping["FunctionName"], aliases))
+    for permission in of_type(resources, "AWS::Lambda::Permission").values():
+        invoked.add(alias_of(permission["FunctionName"], aliases))
+    for rule in of_type(resources, "AWS::Events::Rule").values():
+        for target in rule["Targets"]:
+            invoked.add(alias_of(target["Arn"], aliases))
+    for subscription in of_type(resources, "AWS::SNS::Subscription").values():
+        if subscription["Protocol"] == "lambda":
+            invoked.add(alias_of(subscription["Endpoint"], aliases))
+    for config in of_type(resources, "AWS::Lambda::EventInvokeConfig").values():
+        assert config["Qualifier"] == "live"
+    assert invoked == set(of_type(resources, "AWS::Lambda::Function"))
+
+
+def test_api_gateway_integrations_call_the_alias(resources: dict[str, Any]) -> None:
+    (api,) = of_type(resources, "AWS::ApiGateway::RestApi").values()
+    integrations = [
+        operation["x-amazon-apigateway-integration"]
+        for path in api["Body"]["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "x-amazon-apigateway-integration" in operation
+    ]
+    assert len(integrations) == 8  # the contract's routes
+    aliases = of_type(resources, "AWS::Lambda::Alias")
+    for integration in integrations:
+        uri = integration["uri"]["Fn::Sub"]
+        named = re.fullmatch(
+            r"arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/\$\{(\w+)\}/invocations", uri
+        )
+        assert named, uri
+        alias_of({"Ref": named.group(1)}, aliases)
