@@ -10,9 +10,16 @@ TOOLS := .venv-tools
 # checkov pins an exact boto3 that aws-sam-cli's exact pin excludes: it gets a virtualenv of its own (inside .venv-tools)
 CHECKOV := $(TOOLS)/checkov
 PY := $(VENV)/bin/python
+# SAM's python_pip builder needs a python3.13 with pip on PATH (the assembled one has none): a bare virtualenv.
+BUILD_PYTHON := $(TOOLS)/python3.13/bin/python3.13
+SAM := PATH="$(CURDIR)/$(TOOLS)/python3.13/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
+# The same template built for this machine's architecture (devstack/artifact.py), with its own build.toml and cache.
+HOST := .aws-sam/host
+# What Lambda's python3.13 runtime ships besides the standard library, for `python -m devstack invoke`.
+LAMBDA_RUNTIME := .aws-sam/lambda-runtime-python3.13
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: dev demo test unit e2e lint build bench bench-e2e dlq token clean-local help
+.PHONY: dev demo test unit e2e lint build build-host lambda-runtime artifact sizes bench bench-e2e dlq token clean-local help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -32,6 +39,9 @@ $(TOOLS)/.installed: requirements-tools.txt | $(PYTHON_BUILT)
 	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
+$(BUILD_PYTHON): | $(TOOLS)/.installed $(PYTHON_BUILT)
+	$(PYTHON313) -m venv --clear $(TOOLS)/python3.13
+
 $(CHECKOV)/.installed: requirements-checkov.txt | $(PYTHON_BUILT)
 	$(PYTHON) -m venv --clear $(CHECKOV)
 	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
@@ -43,8 +53,8 @@ dev: $(VENV)/.installed ## set up and run the whole system locally (API on :3000
 demo: $(VENV)/.installed ## drive the running local stack through the whole saga
 	$(PY) -m devstack demo
 
-test: $(VENV)/.installed ## run the whole test suite (unit, integration, end-to-end)
-	$(PY) -m pytest
+test: $(VENV)/.installed artifact ## run the whole test suite (unit, integration, end-to-end)
+	SHOP_REQUIRE_ARTIFACTS=1 $(PY) -m pytest
 
 unit: $(VENV)/.installed ## only the fast tests without MongoDB
 	$(PY) -m pytest tests/unit
@@ -57,8 +67,25 @@ lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
 	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
-build: $(TOOLS)/.installed | $(PYTHON_BUILT) ## sam build: the python3.13 arm64 artifact in .aws-sam/build (no container needed)
-	PATH="$(dir $(PYTHON313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build
+build: $(TOOLS)/.installed $(BUILD_PYTHON) ## sam build: the python3.13 arm64 artifact in .aws-sam/build (no container needed)
+	$(SAM) build --cached --parallel
+
+build-host: $(VENV)/.installed $(TOOLS)/.installed $(BUILD_PYTHON) ## the same template built for this machine's architecture, in .aws-sam/host/build
+	$(PY) -m devstack.artifact host-template
+	$(SAM) build --template-file $(HOST)/template.yaml --build-dir $(HOST)/build --cache-dir $(HOST)/cache --cached --parallel
+
+$(LAMBDA_RUNTIME)/.installed: requirements-lambda-runtime.txt | $(BUILD_PYTHON)
+	rm -rf $(LAMBDA_RUNTIME)
+	$(BUILD_PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: --target $(LAMBDA_RUNTIME) -r requirements-lambda-runtime.txt
+	touch $@
+
+lambda-runtime: $(LAMBDA_RUNTIME)/.installed ## what Lambda's python3.13 runtime ships (boto3, snapshot-restore-py), for devstack invoke
+
+artifact: build build-host lambda-runtime ## both builds, checked: the arm64 one differs from the host one only in aarch64 binaries
+	$(PY) -m devstack.artifact check
+
+sizes: build ## each function's code and layers against Lambda's 250 MB (unzipped), and zipped
+	$(PY) -m devstack sizes
 
 e2e: $(VENV)/.installed ## only the end-to-end tests (local stack over HTTP: saga, identity, fuzzing, MongoDB killed under load)
 	$(PY) -m pytest tests/e2e

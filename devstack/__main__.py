@@ -1,4 +1,4 @@
-"""`python -m devstack up|demo|dlq ...`: the local stack and its tools."""
+"""`python -m devstack up|demo|dlq|invoke|sizes ...`: the local stack and its tools."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from devstack.artifact import BUILD_DIR, HOST_BUILD_DIR
 from devstack.runner import DEFAULT_CONCURRENCY
-from devstack.template import ROOT
+from devstack.template import REGION, ROOT
 
 DEFAULT_STATE = ROOT / ".local"
 
@@ -82,7 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("--queue", help="only this dead-letter queue (logical id, or URL with --aws)")
     dlq.add_argument("--aws", action="store_true", help="work on the deployed stack (CloudFormation outputs)")
     dlq.add_argument("--stack-name", default="shop-dev")
+    invoke = commands.add_parser(
+        "invoke", help="run one function of the built artifact once, as Lambda's python3.13 runtime (no Docker)"
+    )
+    invoke.add_argument("function", help="its logical id in template.yaml")
+    invoke.add_argument("-e", "--event", type=Path, help="the event, a JSON file ('-': stdin); default {}")
+    invoke.add_argument("-n", "--env-vars", type=Path, help="env.json, applied as sam local applies it")
+    invoke.add_argument("--build-dir", type=Path, default=HOST_BUILD_DIR, help="default: the build for this machine")
+    invoke.add_argument("--region", default=REGION)
+    sizes = commands.add_parser("sizes", help="each function's code and layers, unzipped and zipped, against 250 MB")
+    sizes.add_argument("--build-dir", type=Path, default=BUILD_DIR, help="default: the arm64 artifact that deploys")
     args = parser.parse_args(argv)
+    if args.command == "invoke":
+        from devstack.lambda_runtime import run
+
+        return run(args.function, args.event, args.env_vars, args.build_dir, args.region)
+    if args.command == "sizes":
+        from devstack.artifact import print_sizes
+
+        return print_sizes(args.build_dir)
     if args.command == "up":
         return up(args)
     if args.command == "demo":
