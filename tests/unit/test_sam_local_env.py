@@ -6,7 +6,7 @@ a function without MONGODB_URI reads its Secrets Manager secret instead of the l
 The environment is resolved here by SAM CLI's own code (the template's Globals and intrinsics,
 then env.json), the same path `sam local invoke` takes before it starts a container. SAM CLI
 lives in the tools virtualenv (its pins clash with the project's), so it runs in a subprocess;
-without `.venv-tools` (`make test` does not build it) the test is skipped.
+`make test` builds `.venv-tools` first (a plain `pytest` without it skips, tests/artifacts.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 
 from payments.dependencies import PaymentSettings
 from shop_common.settings import ServiceSettings
+from tests.artifacts import require
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
@@ -54,8 +55,7 @@ print(json.dumps({fn.name: runner._make_env_vars(fn).resolve() for fn in provide
 
 @pytest.fixture(scope="module")
 def sam_environments() -> dict[str, dict[str, str]]:
-    if not TOOLS_PYTHON.exists():
-        pytest.skip(".venv-tools (AWS SAM CLI) is absent: `make build` or `make lint` creates it")
+    require(TOOLS_PYTHON, "AWS SAM CLI's virtualenv; `make build` creates it")
     with tempfile.TemporaryDirectory() as home:
         # Nothing from the caller's shell or AWS profile: a shell MONGODB_URI would hide the defect.
         env = {
