@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devstack.artifact import HOST_BUILD_DIR, BuiltTemplate
+from devstack.lambda_runtime import LambdaFunction, environment
 from payments.dependencies import PaymentSettings
 from shop_common.settings import ServiceSettings
 from tests.artifacts import require
@@ -123,3 +125,17 @@ def test_the_payments_consumer_uses_localstripe_not_its_secret(
     assert settings.stripe_secret_id  # declared by the template, and bypassed:
     assert settings.stripe_api_key == ENV_JSON["PaymentsEventsFunction"]["STRIPE_API_KEY"]
     assert urlsplit(settings.stripe_api_base or "").hostname == "127.0.0.1"
+
+
+def test_devstack_invoke_resolves_each_environment_as_sam_does(sam_environments: dict[str, dict[str, str]]) -> None:
+    """`python -m devstack invoke -n env.json` (devstack/lambda_runtime.py) gives each function of the
+    built template the environment SAM CLI gives it: the declared variables, region and memory."""
+    require(HOST_BUILD_DIR / "template.yaml", "the host build; `make build-host` builds it")
+    built = BuiltTemplate(HOST_BUILD_DIR)
+    for name in sorted(ENV_JSON):
+        function = LambdaFunction.from_build(built, name)
+        ours = environment(function, ENV_JSON, shell={}, region="eu-west-1")
+        compared = [*function.variables, "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        assert {variable: ours[variable] for variable in compared} == {
+            variable: sam_environments[name][variable] for variable in compared
+        }, name
