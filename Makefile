@@ -12,8 +12,10 @@ CHECKOV := $(TOOLS)/checkov
 PY := $(VENV)/bin/python
 # SAM's python_pip builder needs a python3.13 with pip on PATH (the assembled one has none): a bare virtualenv.
 BUILD_PYTHON := $(TOOLS)/python3.13/bin/python3.13
-SAM := PATH="$(CURDIR)/$(TOOLS)/python3.13/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
-# The same template built for this machine's architecture (devstack/artifact.py), with its own build.toml and cache.
+SAM := PATH="$(CURDIR)/$(TOOLS)/python3.13/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(CURDIR)/$(TOOLS)/bin/sam
+# The same template built for this machine's architecture (devstack/artifact.py). Built from within $(HOST): SAM keeps
+# build.toml beside the build dir and its dependency cache in ./.aws-sam/deps, and deletes the folders there that its
+# own build.toml does not name; each build needs its own, or each rebuild of one reinstalls the other's dependencies.
 HOST := .aws-sam/host
 # What Lambda's python3.13 runtime ships besides the standard library, for `python -m devstack invoke`.
 LAMBDA_RUNTIME := .aws-sam/lambda-runtime-python3.13
@@ -72,7 +74,7 @@ build: $(TOOLS)/.installed $(BUILD_PYTHON) ## sam build: the python3.13 arm64 ar
 
 build-host: $(VENV)/.installed $(TOOLS)/.installed $(BUILD_PYTHON) ## the same template built for this machine's architecture, in .aws-sam/host/build
 	$(PY) -m devstack.artifact host-template
-	$(SAM) build --template-file $(HOST)/template.yaml --build-dir $(HOST)/build --cache-dir $(HOST)/cache --cached --parallel
+	cd $(HOST) && $(SAM) build --template-file template.yaml --build-dir build --cache-dir cache --cached --parallel
 
 $(LAMBDA_RUNTIME)/.installed: requirements-lambda-runtime.txt | $(BUILD_PYTHON)
 	rm -rf $(LAMBDA_RUNTIME)

@@ -169,10 +169,15 @@ def registered_contact_event() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def served(env_json: Path) -> dict[str, Served]:
-    """Every function of the host build, invoked once with its sample event, in the saga's order."""
+def host_build() -> Path:
     require(HOST_BUILD_DIR / "template.yaml", "the host build; `make build-host` builds it")
     require(RUNTIME_DIR / ".installed", "what the python3.13 runtime ships; `make lambda-runtime` installs it")
+    return HOST_BUILD_DIR
+
+
+@pytest.fixture(scope="module")
+def served(host_build: Path, env_json: Path) -> dict[str, Served]:
+    """Every function of the host build, invoked once with its sample event, in the saga's order."""
     results = {}
     for function, sample in SAMPLE_EVENTS.items():
         if function == "NotificationsFunction":
@@ -282,12 +287,11 @@ OTHER_ARCHITECTURE = {"x86_64": "arm64", "arm64": "x86_64"}[host_architecture()]
         ("Architectures", f"is built for {OTHER_ARCHITECTURE}; this machine runs {host_architecture()}"),
     ],
 )
-def test_a_broken_artifact_fails_loudly(tmp_path: Path, break_it: str, error: str) -> None:
+def test_a_broken_artifact_fails_loudly(host_build: Path, tmp_path: Path, break_it: str, error: str) -> None:
     """A module missing from a layer, a file the function's code lacks, a handler that is not
     there, a build for another architecture (the deployed arm64 one, on x86_64)."""
-    require(HOST_BUILD_DIR / "template.yaml", "the host build; `make build-host` builds it")
     build = tmp_path / "build"
-    shutil.copytree(HOST_BUILD_DIR, build, copy_function=os.symlink)  # every file a link into the host build
+    shutil.copytree(host_build, build, copy_function=os.symlink)  # every file a link into the host build
     template = build / "template.yaml"
     text = template.read_text()
     template.unlink()
