@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from inventory.dependencies import dependencies
 from inventory.domain import SKU_PATTERN, ProductNotFound, ProductUpdate, ProductView, ensure_may_manage_stock
+from shop_common import snapstart
 from shop_common.clock import utc_now
 from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, errors, make_api_handler
 from shop_common.identity import caller_of
@@ -55,3 +56,4 @@ def get_product(sku: SkuPath) -> ProductView:
 
 
 handler = make_api_handler(app, logger, tracer, metrics)
+snapstart.prepare(dependencies)

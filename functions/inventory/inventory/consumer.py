@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 
 from inventory import domain
 from inventory.dependencies import dependencies
+from shop_common import snapstart
 from shop_common.clock import utc_now
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import DomainEvent, OrderCancelled, OrderPlaced, PaymentFailed
@@ -48,3 +49,4 @@ def handle_event(event: DomainEvent) -> None:
 
 
 handler = tracer.capture_lambda_handler(make_sqs_handler(handle_event, logger))
+snapstart.prepare(dependencies)

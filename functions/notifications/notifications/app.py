@@ -26,6 +26,7 @@ from notifications.dependencies import dependencies
 from notifications.domain import Contact, ContactUnknown, OrderOwnerUnknown
 from notifications.mailer import EmailNotSent, EmailOutcomeUnknown
 from notifications.repository import Claim
+from shop_common import snapstart
 from shop_common.clock import utc_now
 from shop_common.events import DomainEvent, PaymentRefunded, UserRegistered, parse_event
 from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
@@ -130,3 +131,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
             logger.warning("Ignoring an event this service does not notify about")
             continue
         notify(domain_event)
+
+
+snapstart.prepare(dependencies)

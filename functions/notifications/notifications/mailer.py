@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from notifications.domain import Email
@@ -28,9 +27,13 @@ class SesMailer:
         self.sender = sender
         self._endpoint_url = endpoint_url
 
-    @cached_property
-    def _ses(self) -> Any:
+    @property
+    def _ses(self) -> Any:  # the container's client, created on first use
         return create_client("ses", self._endpoint_url, SEND_BUDGET)
+
+    def warm_up(self) -> None:
+        """Build the SES client now: botocore imported, its model loaded, before a snapshot."""
+        self._ses  # noqa: B018 (built on first access)
 
     def send(self, email: Email) -> str:
         """The SES message id of the sent email; raises EmailNotSent or EmailOutcomeUnknown."""

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orders.dependencies import service
+from orders.dependencies import dependencies, service
 from orders.domain import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -17,6 +17,7 @@ from orders.domain import (
     OrderPage,
     OrderView,
 )
+from shop_common import snapstart
 from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
 from shop_common.identity import USER_ID_PATTERN, Caller, caller_of
 from shop_common.tracing import make_tracer
@@ -132,3 +133,4 @@ def cancel_order(order_id: OrderIdPath) -> OrderView:
 
 
 handler = make_api_handler(app, logger, tracer, metrics)
+snapstart.prepare(dependencies, imports=["orders.idempotency"])  # Idempotency-Key: Powertools, boto3

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from orders.dependencies import service
+from orders.dependencies import dependencies, service
+from shop_common import snapstart
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import (
     DomainEvent,
@@ -54,3 +55,4 @@ def handle_event(event: DomainEvent) -> None:
 
 
 handler = tracer.capture_lambda_handler(make_sqs_handler(handle_event, logger))
+snapstart.prepare(dependencies)

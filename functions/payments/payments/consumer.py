@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from payments.dependencies import service
+from payments.dependencies import dependencies, service
+from shop_common import snapstart
 from shop_common.consumer import make_sqs_handler
 from shop_common.events import DomainEvent, InventoryReserved, OrderCancelled, OrderPlaced
 from shop_common.runtime import within_invocation
@@ -30,3 +31,4 @@ def handle_event(event: DomainEvent) -> None:
 
 # within_invocation: the provider starts a call only if it can end within the invocation.
 handler = tracer.capture_lambda_handler(within_invocation(make_sqs_handler(handle_event, logger)))
+snapstart.prepare(dependencies, imports=["payments.provider"])  # stripe, imported at the first charge

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from functools import cache, partial
+from functools import partial
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from payments.repository import PaymentsRepository
-from payments.service import PaymentsService, Provider
+from payments.service import PaymentsService
+from shop_common.container import per_container
 from shop_common.events import Currency
 from shop_common.runtime import Dependencies, build_dependencies, seconds_left
 from shop_common.secrets import read_secret
+
+if TYPE_CHECKING:
+    from payments.provider import StripeProvider
 
 
 class PaymentSettings(BaseModel):
@@ -37,19 +42,21 @@ class PaymentSettings(BaseModel):
         )
 
 
-@cache
+@per_container
 def dependencies() -> Dependencies[PaymentsRepository]:
     return build_dependencies(PaymentsRepository)
 
 
-@cache
+@per_container
 def service() -> PaymentsService:
     deps = dependencies()
     settings = PaymentSettings.from_env()
-    return PaymentsService(deps.repository, deps.outbox, settings.currency, cache(partial(connect_provider, settings)))
+    return PaymentsService(deps.repository, deps.outbox, settings.currency, partial(payment_provider, settings))
 
 
-def connect_provider(settings: PaymentSettings) -> Provider:
+@per_container(close=lambda provider: provider.close())
+def payment_provider(settings: PaymentSettings) -> StripeProvider:
+    """Connected at its first use: events that charge nothing never import stripe."""
     from payments.provider import StripeProvider  # here: the stripe library costs ~250 ms of cold start
 
     return StripeProvider.connect(stripe_api_key(settings), settings.stripe_api_base, seconds_left)

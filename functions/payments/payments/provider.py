@@ -71,21 +71,27 @@ def idempotency_key(order_id: str, step: str) -> stripe.RequestOptions:
 
 
 class StripeProvider:
-    def __init__(self, client: stripe.StripeClient, seconds_left: SecondsLeft) -> None:
+    def __init__(self, client: stripe.StripeClient, http_client: stripe.HTTPClient, seconds_left: SecondsLeft) -> None:
         self._intents = client.v1.payment_intents
         self._refunds = client.v1.refunds
+        self._http_client = http_client
         self._seconds_left = seconds_left
 
     @classmethod
     def connect(cls, api_key: str, api_base: str | None, seconds_left: SecondsLeft) -> StripeProvider:
         """``api_base`` None: Stripe itself; else another server speaking its API (localstripe)."""
+        http_client = stripe.RequestsClient(timeout=(STRIPE_BUDGET.connect_timeout, STRIPE_BUDGET.read_timeout))
         client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=STRIPE_BUDGET.max_network_retries,
-            http_client=stripe.RequestsClient(timeout=(STRIPE_BUDGET.connect_timeout, STRIPE_BUDGET.read_timeout)),
+            http_client=http_client,
         )
-        return cls(client, seconds_left)
+        return cls(client, http_client, seconds_left)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (its sockets would not survive a SnapStart restore)."""
+        self._http_client.close()
 
     def perform(self, action: ProviderAction) -> Outcome:
         if isinstance(action, CreateIntent):

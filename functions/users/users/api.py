@@ -7,10 +7,11 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shop_common import snapstart
 from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
 from shop_common.identity import USER_ID_PATTERN, caller_of
 from shop_common.tracing import make_tracer
-from users.dependencies import service
+from users.dependencies import dependencies, service
 from users.domain import NewUser, UserView
 
 logger = Logger()
@@ -51,3 +52,4 @@ def get_user(user_id: UserIdPath) -> UserView:
 
 
 handler = make_api_handler(app, logger, tracer, metrics)
+snapstart.prepare(dependencies)

@@ -9,7 +9,10 @@ botocore is imported only when a client is built: read-only paths never load it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+
+from shop_common.container import per_container
 
 # Standard retry mode waits up to this, doubling per retry, before attempting again (throttling).
 RETRY_BACKOFF_BASE_SECONDS = 1.0
@@ -47,11 +50,18 @@ REPEATABLE = CallBudget(connect_timeout=1.0, read_timeout=1.5, max_attempts=2)
 SINGLE_ATTEMPT = CallBudget(connect_timeout=1.0, read_timeout=3.0, max_attempts=1)
 
 
-def create_client(service_name: str, endpoint_url: str | None, budget: CallBudget) -> Any:
-    """A botocore client for ``service_name`` within ``budget`` (botocore, not boto3: boto3's
-    session layer adds ~30 ms of cold start and nothing used here)."""
+@cache
+def botocore_session() -> Any:
+    """The process's one botocore session (botocore, not boto3: boto3's session layer adds ~30 ms
+    of cold start and nothing used here). It caches the services' models and endpoint rules, so
+    a client after the first of its service costs ~2 ms instead of ~40; it holds no connection,
+    so it outlives a SnapStart snapshot as it is, warmed."""
     import botocore.session
 
-    return botocore.session.get_session().create_client(
-        service_name, endpoint_url=endpoint_url, config=budget.botocore_config()
-    )
+    return botocore.session.get_session()
+
+
+@per_container(close=lambda client: client.close())  # its connection pool
+def create_client(service_name: str, endpoint_url: str | None, budget: CallBudget) -> Any:
+    """The container's botocore client for ``service_name`` within ``budget``."""
+    return botocore_session().create_client(service_name, endpoint_url=endpoint_url, config=budget.botocore_config())

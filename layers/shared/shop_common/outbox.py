@@ -90,6 +90,9 @@ class Outbox:
         self._publisher = publisher
         self._seconds_left = seconds_left
 
+    def warm_up(self) -> None:
+        self._publisher.warm_up()
+
     def flush(self, collection: Collection, document_id: Any, events: Sequence[PendingEvent]) -> bool:
         """Publish ``events`` and remove them from the document; False if any stay pending.
 

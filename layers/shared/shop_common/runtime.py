@@ -1,8 +1,10 @@
-"""What a service's functions share within a container, built once, at the first invocation,
-and how long the current invocation may still run.
+"""What a service's functions share within a container, built once, at the first invocation
+(or before a SnapStart snapshot, by a rehearsal), and how long the current invocation may still run.
 
 Built lazily rather than at import so that importing a handler never touches the network
-(tests and tools import freely); every later invocation of the container reuses it.
+(tests and tools import freely); every later invocation of the container reuses it. Each
+service declares its own with ``@per_container`` (shop_common.container), so a SnapStart
+snapshot or restore lets go of all of it at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from shop_common.mongo import database
+from shop_common.mongo import indexed_repository
 from shop_common.outbox import Outbox
 from shop_common.publisher import SnsPublisher
 from shop_common.settings import ServiceSettings
@@ -66,11 +68,14 @@ class Dependencies(Generic[RepositoryT]):
     def outbox_collections(self) -> list[Collection]:
         return self.repository.outbox_collections()
 
+    def warm_up(self) -> None:
+        """Build now what the first publish would (before a SnapStart snapshot)."""
+        self.outbox.warm_up()
+
 
 def build_dependencies(make_repository: Callable[[Database], RepositoryT]) -> Dependencies[RepositoryT]:
     """Settings from the environment, the service's database on the container's client
-    (indexes ensured), and its outbox publishing to the topic."""
+    (indexes ensured once), and its outbox publishing to the topic."""
     settings = ServiceSettings.from_env()
-    repository = make_repository(database(settings))
-    repository.ensure_indexes()
+    repository = indexed_repository(settings, make_repository)
     return Dependencies(repository=repository, outbox=Outbox(SnsPublisher(settings), seconds_left))

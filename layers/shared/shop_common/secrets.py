@@ -4,16 +4,17 @@ Secrets Manager within the invocation's time.
 Through the AWS Parameters and Secrets Lambda Extension when the function has it (template
 parameter SecretsExtensionLayerArn): it serves secrets over localhost with its own cache and
 spares the function importing boto3 (about 200 ms of cold start). Without it, Powertools
-Parameters reads them on a client with the shared timeouts, and caches them 5 minutes.
+Parameters reads them on a client with the shared timeouts, and caches them 5 minutes (until a
+SnapStart snapshot or restore drops the provider and its cache: shop_common.container).
 """
 
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
-from shop_common.aws import REPEATABLE
+from shop_common.aws import REPEATABLE, create_client
+from shop_common.container import per_container
 
 # Seconds a cached secret is trusted before it is read again (picks up a rotation).
 SECRET_MAX_AGE_SECONDS = 300
@@ -30,14 +31,14 @@ def read_secret(secret_id: str) -> str:
     return secret if isinstance(secret, str) else secret.decode()
 
 
-@cache
+@per_container
 def secrets_provider() -> Any:
-    """Powertools' Secrets Manager provider (and its cache), once per container, on a client
-    with the shared timeouts."""
+    """Powertools' Secrets Manager provider (and its cache), once per container, on the
+    container's client with the shared timeouts (AWS_ENDPOINT_URL, if set, is its endpoint)."""
     # Imported here: boto3 costs ~200 ms of cold start, paid only without the extension.
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    return SecretsProvider(boto_config=SECRET_BUDGET.botocore_config())
+    return SecretsProvider(boto3_client=create_client("secretsmanager", None, SECRET_BUDGET))
 
 
 def _secret_from_extension(secret_id: str) -> str | None:
