@@ -119,7 +119,7 @@ def environment(
         **overrides.get(function.name, overrides.get(function.function_name, {})),
     }
     declared = {
-        name: str(given[name]) if name in given else shell.get(name, default)
+        name: _stringified(given[name]) if name in given else shell.get(name, default)
         for name, default in function.variables.items()
     }
     stream = f"{datetime.now(UTC):%Y/%m/%d}/[{function.version}]{uuid.uuid4().hex}"
