@@ -5,9 +5,10 @@ It imports the standard library only: with ``-I -S`` nothing else is importable 
 ``sys.path`` to what Lambda's python3.13 runtime has: the function's code (/var/task), each layer's
 ``python`` folder (/opt/python), the standard library, then what the runtime ships
 (/var/lang/lib/python3.13/site-packages: boto3, snapshot_restore_py). Then, as the managed runtime
-does: import the handler (init), run the SnapStart hooks when the function has SnapStart, invoke
-it once with the event. The request comes as JSON on stdin; the answers go as JSON lines to the
-original stdout; the function's own output (print, Powertools' JSON logs) goes to stderr.
+does: import the handler (init; with SnapStart, init ends with the before-snapshot hooks, as when
+Lambda publishes a version), run the after-restore hooks (the restore), invoke the handler once
+with the event. The request comes as JSON on stdin; the answers go as JSON lines to the original
+stdout; the function's own output (print, Powertools' JSON logs) goes to stderr.
 """
 
 from __future__ import annotations
@@ -73,22 +74,23 @@ def load_handler(handler: str) -> Any:
     return getattr(module, function_name)
 
 
-def run_snapstart_hooks() -> None:
-    """Before the snapshot: the hooks in reverse order of registration; after the restore: in order."""
+def run_snapstart_hooks(phase: str) -> None:
+    """ "before snapshot" (at the end of init, when Lambda publishes the version): the hooks in
+    reverse order of registration; "after restore" (when a container starts from the snapshot): in order."""
     try:
-        from snapshot_restore_py import get_after_restore, get_before_snapshot
+        import snapshot_restore_py
     except ImportError as error:
         raise RuntimeFault("Runtime.ImportModuleError", f"The runtime lacks snapshot_restore_py: {error}") from error
-    for phase, hooks, error_type in (
-        ("before snapshot", list(reversed(get_before_snapshot())), "Runtime.BeforeSnapshotError"),
-        ("after restore", list(get_after_restore()), "Runtime.AfterRestoreError"),
-    ):
-        for function, args, kwargs in hooks:
-            try:
-                function(*args, **kwargs)
-            except Exception as error:
-                traceback.print_exc()
-                raise RuntimeFault(error_type, f"A {phase} hook failed: {type(error).__name__}: {error}") from error
+    if phase == "before snapshot":
+        hooks, error_type = list(reversed(snapshot_restore_py.get_before_snapshot())), "Runtime.BeforeSnapshotError"
+    else:
+        hooks, error_type = list(snapshot_restore_py.get_after_restore()), "Runtime.AfterRestoreError"
+    for function, args, kwargs in hooks:
+        try:
+            function(*args, **kwargs)
+        except Exception as error:
+            traceback.print_exc()
+            raise RuntimeFault(error_type, f"A {phase} hook failed: {type(error).__name__}: {error}") from error
 
 
 def modules_from(directory: str) -> list[str]:
@@ -115,10 +117,12 @@ def main() -> None:
     started = time.perf_counter()
     try:
         handler = load_handler(request["handler"])
+        if request["snapstart"]:
+            run_snapstart_hooks("before snapshot")
         init_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if request["snapstart"]:
-            run_snapstart_hooks()
+            run_snapstart_hooks("after restore")
         restore_ms = (time.perf_counter() - started) * 1000 if request["snapstart"] else None
     except Exception as error:
         if not isinstance(error, RuntimeFault):
