@@ -22,7 +22,12 @@ def up(args: argparse.Namespace) -> int:
     from devstack.stack import LocalStack, StackOptions
 
     options = StackOptions(
-        state_dir=args.state_dir, port=args.port, fast=args.fast, fresh=args.fresh, concurrency=args.concurrency
+        state_dir=args.state_dir,
+        port=args.port,
+        fast=args.fast,
+        fresh=args.fresh,
+        concurrency=args.concurrency,
+        snapstart=args.snapstart,
     )
     stack = LocalStack(options)
     stopped = threading.Event()
@@ -73,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=DEFAULT_CONCURRENCY,
         help="containers (worker processes) per function at most; ReservedConcurrentExecutions caps it further",
+    )
+    start.add_argument(
+        "--no-snapstart",
+        dest="snapstart",
+        action="store_false",
+        help="cold-start every container instead of restoring those of SnapStart functions from a snapshot",
     )
     commands.add_parser("demo", help="walk the running stack through the whole saga")
     token = commands.add_parser("token", help="print an ID token of the local user pool for EMAIL (for curl)")

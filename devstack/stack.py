@@ -64,6 +64,7 @@ class StackOptions:
     fast: bool = False
     fresh: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
+    snapstart: bool = True  # restore the containers of SnapStart functions from a snapshot, as Lambda does
 
 
 @dataclass
@@ -134,7 +135,8 @@ class LocalStack:
             }
             log_path = state / "logs" / f"{spec.name}.log"
             concurrency = function_concurrency(spec, provisioned.resolver, self.options.concurrency)
-            self.runners[spec.name] = FunctionRunner(spec, environment, log_path, concurrency)
+            snapstart = self.options.snapstart and spec.snapstart
+            self.runners[spec.name] = FunctionRunner(spec, environment, log_path, concurrency, snapstart)
         with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
             list(pool.map(FunctionRunner.warm, self.runners.values()))
 
@@ -200,7 +202,12 @@ class LocalStack:
             "user_pool_client_id": next((client["id"] for client in provisioned.user_pool_clients.values()), None),
             "sender_identities": provisioned.sender_identities,
             "functions": {
-                name: {"handler": r.spec.handler, "init_ms": r.init_ms, "concurrency": r.concurrency}
+                name: {
+                    "handler": r.spec.handler,
+                    "init_ms": r.init_ms,
+                    "concurrency": r.concurrency,
+                    "snapshot_pid": r.snapshot_pid,  # with SnapStart: the process its containers are forked from
+                }
                 for name, r in self.runners.items()
             },
             "concurrency": self.options.concurrency,

@@ -142,6 +142,7 @@ class FunctionSpec:
     dead_letter_target: Any  # unresolved TargetArn, or None
     max_retry_attempts: int
     reserved_concurrency: Any = None  # unresolved ReservedConcurrentExecutions: the most containers at once
+    snapstart: bool = False  # SnapStart on published versions: containers are restored from a snapshot
 
 
 class Template:
@@ -195,6 +196,8 @@ class Template:
                     reserved_concurrency=props.get(
                         "ReservedConcurrentExecutions", self.globals.get("ReservedConcurrentExecutions")
                     ),
+                    snapstart=props.get("SnapStart", self.globals.get("SnapStart", {})).get("ApplyOn")
+                    == "PublishedVersions",
                 )
             )
         return specs

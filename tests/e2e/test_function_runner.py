@@ -1,6 +1,8 @@
 """The local Lambda emulation: a function's invocations run on a pool of containers (worker
 processes), started on demand up to the function's concurrency, each with its own module
-state; a container that crashes or times out is discarded. Driven with tests/e2e/probe."""
+state; a container that crashes or times out is discarded. Containers start cold, or (SnapStart)
+are restored: forked from the function's snapshot process, which ran the before-snapshot hooks,
+they run the after-restore hooks. Driven with tests/e2e/probe."""
 
 from __future__ import annotations
 
@@ -20,13 +22,13 @@ from tests.e2e.probe import probe_spec
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def start_runner(tmp_path: Path) -> Iterator[Any]:
+@pytest.fixture(params=[False, True], ids=["cold", "snapstart"])
+def start_runner(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     runners: list[FunctionRunner] = []
 
     def start(spec: FunctionSpec, concurrency: int) -> FunctionRunner:
         environment = {"PATH": os.environ["PATH"], "AWS_LAMBDA_FUNCTION_NAME": spec.name}
-        runner = FunctionRunner(spec, environment, tmp_path / f"{spec.name}.log", concurrency)
+        runner = FunctionRunner(spec, environment, tmp_path / f"{spec.name}.log", concurrency, request.param)
         runners.append(runner)
         runner.warm()
         return runner
@@ -146,3 +148,22 @@ def test_a_failing_invocation_keeps_its_container(start_runner: Any) -> None:
     assert not failed.ok and "failing on request" in str(failed.error)
     assert after.result["pid"] == first.result["pid"]
     assert after.result["invocations"] == 3
+
+
+def test_a_restored_container_ran_the_hooks_a_cold_one_none(start_runner: Any) -> None:
+    runner = start_runner(probe_spec(), concurrency=1)
+    runner.invoke({"crash": True})  # so that the next invocation starts a container
+
+    started = runner.invoke({})
+
+    answer = started.result
+    if runner.snapstart:  # before the snapshot in the snapshot process, after the restore in the container
+        assert answer["hooks_ran_in"] == {"before_snapshot": runner.snapshot_pid, "after_restore": answer["pid"]}
+        assert answer["pid"] != runner.snapshot_pid
+        assert started.restore_ms is not None and started.init_ms is None
+        assert f"Probe[{answer['pid']}] (restored " in runner.served_by(started)
+    else:
+        assert answer["hooks_ran_in"] == {"before_snapshot": None, "after_restore": None}
+        assert runner.snapshot_pid is None
+        assert started.init_ms is not None and started.restore_ms is None
+        assert f"Probe[{answer['pid']}] (cold start " in runner.served_by(started)
