@@ -16,7 +16,7 @@ from typing import Any
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 invocations = 0  # module state: each container counts only its own invocations
-hooks_ran_in = {"before_snapshot": None, "after_restore": None}  # the pid of each hook's process
+hooks_ran_in: dict[str, int | None] = {"before_snapshot": None, "after_restore": None}  # the pid of each hook's process
 
 
 @register_before_snapshot
