@@ -27,17 +27,21 @@ class ColdResult:
         return self.import_ms + self.first_ms
 
 
-def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -> dict[str, float]:
-    env = {
+def function_env(path: FunctionPath, environment: BenchEnvironment) -> dict[str, str]:
+    """A fresh interpreter's environment for ``path``'s function."""
+    return {
         **{key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")},
         **environment.service_env(path.service),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(path.code_uri), str(ROOT)]),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+
+
+def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -> dict[str, float]:
     event_file = write_event(events, path.make_event(environment))
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "cold_child.py"), path.handler, str(event_file), str(path.timeout)],
-        env=env,
+        env=function_env(path, environment),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -124,7 +124,7 @@ def snapshot(handler_path: str) -> None:
     started = time.perf_counter()
     handler = load_handler(handler_path)
     run_before_snapshot()
-    _let_threads_end()
+    let_threads_end()
     control.send(json.dumps({"ready": True, "init_ms": _elapsed_ms(started)}).encode())
     while True:
         data, fds, _, _ = socket.recv_fds(control, 4096, 1)
@@ -162,7 +162,8 @@ def _restored(handler: Handler, channel_fd: int) -> None:
         os._exit(code)  # never back into the snapshot's loop
 
 
-def _let_threads_end() -> None:
+def let_threads_end() -> None:
+    """Before a fork: the threads that the before-snapshot hooks let go of end first."""
     deadline = time.monotonic() + THREADS_END_SECONDS
     for thread in threading.enumerate():
         if thread is not threading.main_thread():
