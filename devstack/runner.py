@@ -36,6 +36,8 @@ INIT_TIMEOUT_SECONDS = 60
 RESTORE_TIMEOUT_SECONDS = 10
 # How long a stopped container may take to exit before it is killed.
 STOP_SECONDS = 5
+# Restored containers are not the runner's children: they are watched through pidfds (Linux).
+RESTORES_SUPPORTED = hasattr(os, "pidfd_open")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from devstack.authorizer import CognitoAuthorizer
 from devstack.delivery import Scheduler, schedule_seconds, sns_invokers, sqs_pollers
 from devstack.mongod import MongoServer, free_port
 from devstack.provision import Provisioned, provision
-from devstack.runner import DEFAULT_CONCURRENCY, FunctionRunner
+from devstack.runner import DEFAULT_CONCURRENCY, RESTORES_SUPPORTED, FunctionRunner
 from devstack.stripe_server import API_KEY as STRIPE_API_KEY
 from devstack.stripe_server import StripeServer
 from devstack.template import REGION, FunctionSpec, Resolver, Template, load_template
@@ -135,7 +135,7 @@ class LocalStack:
             }
             log_path = state / "logs" / f"{spec.name}.log"
             concurrency = function_concurrency(spec, provisioned.resolver, self.options.concurrency)
-            snapstart = self.options.snapstart and spec.snapstart
+            snapstart = self.options.snapstart and spec.snapstart and RESTORES_SUPPORTED  # else cold starts
             self.runners[spec.name] = FunctionRunner(spec, environment, log_path, concurrency, snapstart)
         with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
             list(pool.map(FunctionRunner.warm, self.runners.values()))
