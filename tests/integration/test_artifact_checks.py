@@ -8,6 +8,7 @@ and that every function fits Lambda's 250 MB (unzipped, with its layers).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from devstack.artifact import (
     elf_machine,
     for_architecture,
 )
+from devstack.lambda_runtime import find_python
 from devstack.template import ROOT, TEMPLATE_PATH, load_template
 from tests.artifacts import require
 
@@ -146,3 +148,42 @@ def test_the_size_report_puts_every_function_under_lambdas_limit(builds: tuple[P
         assert share == pytest.approx(100 * unzipped / limit_mb, abs=0.1), function
         assert unzipped < limit_mb, function
         assert 0 < zipped < unzipped, function
+
+
+# Runs in Lambda's python3.13 (-I -S): a .pyc is valid only for its interpreter's magic number and
+# hash key. Counts, per build, the modules Python would compile from source at import.
+BYTECODE_CHECK = """
+import importlib.util, json, pathlib, sys
+build = pathlib.Path(sys.argv[1])
+sources = [path for path in build.rglob("*.py") if "__pycache__" not in path.parts]
+stale = []
+for source in sources:
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    data = cached.read_bytes() if cached.exists() else b""
+    flags = int.from_bytes(data[4:8], "little") if len(data) >= 16 else 0
+    valid = (
+        data[:4] == importlib.util.MAGIC_NUMBER
+        and flags == 0b11  # hash-based, source checked
+        and data[8:16] == importlib.util.source_hash(source.read_bytes())
+    )
+    if not valid:
+        stale.append(str(source.relative_to(build)))
+print(json.dumps({"sources": len(sources), "stale": stale}))
+"""
+
+
+@pytest.mark.parametrize("build", [BUILD_DIR, HOST_BUILD_DIR], ids=["arm64", "host"])
+def test_every_module_of_the_artifact_ships_its_bytecode(build: Path) -> None:
+    """Lambda's code folders are read-only: a module without a valid .pyc is compiled from source
+    at every cold start (about 700 ms instead of 230 ms for a handler's imports)."""
+    require(build / "template.yaml", "`make build` / `make build-host` builds it (with its bytecode)")
+    completed = subprocess.run(
+        [find_python(), "-I", "-S", "-c", BYTECODE_CHECK, str(build)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result = json.loads(completed.stdout)
+    assert result["sources"] > 1000  # the layers' packages were seen, not just our code
+    assert result["stale"] == []
