@@ -24,6 +24,7 @@ from bench.environment import ROOT, bench_environment
 from bench.relay_drain import BACKLOG, RELAY_TIMEOUT_SECONDS, SERIAL_RELAY_DOCUMENTS_PER_RUN, measure_relay_drain
 from bench.restore import measure_restores
 from bench.warm import measure_warm
+from devstack.template import Template, load_template
 
 COLD_GOAL, READ_ONLY_COLD_GOAL, RATIO_GOAL, RESTORE_GOAL = 0.7, 0.5, 1.5, 0.15
 
@@ -249,6 +250,8 @@ def main() -> int:
     billed = {name: by_name[name].p50_ms for name in SAGA_FUNCTIONS}
     # A restored container bills its after-restore hooks; the charge is measured warm only: its handler's.
     hooks_by_handler = {r.path.handler: r.hooks_ms for r in restores}
+    functions = Template(load_template()).of_type("AWS::Serverless::Function")
+    restore_ratios = sorted(r.total_ms / baseline.total_ms for r in restores)
     restore_ms = {name: hooks_by_handler.get(by_name[name].path.handler, 0.0) for name in SAGA_FUNCTIONS}
     lines = saga_cost(billed, restore_ms)
     without_snapstart = init_cost_without_snapstart({name: init[name] for name in SAGA_FUNCTIONS})
@@ -267,8 +270,10 @@ def main() -> int:
         "and the after-restore hooks billed (rounded up to 1 ms). Without SnapStart, INIT (billed since "
         f"August 2025) at the measured import time would cost ${without_snapstart:.2f} per million orders "
         f"instead of the restores' ${snapstart_restores:.2f}: SnapStart buys its latency (first request "
-        "0.03-0.10x a cold start, above) for a few dollars per million orders, plus about "
-        f"${snapstart_cache_per_month():.0f} a month to keep the snapshots of the 11 functions' active "
+        f"{restore_ratios[0]:.2f}-{restore_ratios[-1]:.2f}x a cold start, above) for a few dollars per million "
+        "orders, plus about "
+        f"${snapstart_cache_per_month(len(functions)):.0f} a month to keep the snapshots of the {len(functions)} "
+        "functions' active "
         "versions cached (512 MB each). It is on arm64: AWS lists no architecture limit for SnapStart "
         "(only provisioned concurrency, EFS and over 512 MB of ephemeral storage), and arm64 compute is "
         "20% cheaper. Per order: 7 Lambda invocations (the payments and orders consumers twice "

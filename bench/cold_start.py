@@ -10,6 +10,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.environment import ROOT, BenchEnvironment, write_event
 from bench.paths import BASELINE, PATHS, FunctionPath
@@ -37,21 +38,34 @@ def function_env(path: FunctionPath, environment: BenchEnvironment) -> dict[str,
     }
 
 
-def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -> dict[str, float]:
-    event_file = write_event(events, path.make_event(environment))
+def run_child(
+    script: str, path: FunctionPath, environment: BenchEnvironment, arguments: list[str], timeout: float
+) -> tuple[Any, str]:
+    """Run ``bench/<script> HANDLER ARGUMENTS...`` in a fresh interpreter with ``path``'s function
+    environment: what its last line of output says (JSON), and its stderr."""
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cold_child.py"), path.handler, str(event_file), str(path.timeout)],
+        [sys.executable, str(ROOT / "bench" / script), path.handler, *arguments],
         env=function_env(path, environment),
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-        timeout=60,
+        timeout=timeout,
     )
-    measured: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
-    if measured["status"] not in (None, 200, 201) or measured["failures"]:
-        raise RuntimeError(f"{path.name} did not succeed: {measured}\n{completed.stderr[-2000:]}")
-    return measured
+    return json.loads(completed.stdout.strip().splitlines()[-1]), completed.stderr
+
+
+def require_success(path: FunctionPath, run: dict[str, Any], stderr: str, when: str = "") -> None:
+    """A measured invocation must have served its event: a failure would time something else."""
+    if run["status"] not in (None, 200, 201) or run["failures"]:
+        raise RuntimeError(f"{path.name} did not succeed{when}: {run}\n{stderr[-2000:]}")
+
+
+def _run_once(path: FunctionPath, environment: BenchEnvironment, events: Path) -> dict[str, float]:
+    event_file = write_event(events, path.make_event(environment))
+    measured, stderr = run_child("cold_child.py", path, environment, [str(event_file), str(path.timeout)], 60)
+    require_success(path, measured, stderr)
+    return dict(measured)
 
 
 def measure_cold_starts(environment: BenchEnvironment, runs: int) -> tuple[ColdResult, list[ColdResult]]:

@@ -27,7 +27,6 @@ SNAPSTART_RESTORE_GB = 0.0001397998
 SNAPSTART_CACHE_GB_SECOND = 0.0000015046
 MEMORY_GB = 512 / 1024  # every saga function, the payments consumer included (its timeout: 60 s, not 10 s)
 COLD_START_SHARE = 0.01  # share of invocations that start a new container (a restore, or an INIT without SnapStart)
-FUNCTIONS_IN_TEMPLATE = 11
 
 # Per order through the saga (place -> reserve and record the payment -> charge -> confirm ->
 # email): the functions it runs and the messages it causes. The payments consumer runs twice
@@ -75,6 +74,6 @@ def init_cost_without_snapstart(init_ms: dict[str, float]) -> float:
     return init_s * COLD_START_SHARE * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
 
 
-def snapstart_cache_per_month() -> float:
-    """Dollars a month to keep one active published version of every function snapshotted."""
-    return FUNCTIONS_IN_TEMPLATE * MEMORY_GB * 30 * 24 * 3600 * SNAPSTART_CACHE_GB_SECOND
+def snapstart_cache_per_month(functions: int) -> float:
+    """Dollars a month to keep one active published version of each of ``functions`` snapshotted."""
+    return functions * MEMORY_GB * 30 * 24 * 3600 * SNAPSTART_CACHE_GB_SECOND

@@ -8,16 +8,13 @@ has too. What is measured is what the function's own code costs a restored conta
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cold_start import function_env
-from bench.environment import ROOT, BenchEnvironment, write_event
+from bench.cold_start import require_success, run_child
+from bench.environment import BenchEnvironment, write_event
 from bench.paths import PATHS, FunctionPath
 
 
@@ -31,20 +28,10 @@ class RestoreResult:
 
 def _restore_runs(path: FunctionPath, environment: BenchEnvironment, events: Path, runs: int) -> list[dict[str, float]]:
     event_files = [str(write_event(events, path.make_event(environment))) for _ in range(runs)]
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "restore_child.py"), path.handler, str(path.timeout), *event_files],
-        env=function_env(path, environment),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    measured: list[dict[str, float]] = json.loads(completed.stdout.strip().splitlines()[-1])
+    measured, stderr = run_child("restore_child.py", path, environment, [str(path.timeout), *event_files], 120)
     for run in measured:
-        if run["status"] not in (None, 200, 201) or run["failures"]:
-            raise RuntimeError(f"{path.name} did not succeed after a restore: {run}\n{completed.stderr[-2000:]}")
-    return measured
+        require_success(path, run, stderr, " after a restore")
+    return list(measured)
 
 
 def measure_restores(environment: BenchEnvironment, runs: int) -> list[RestoreResult]:
