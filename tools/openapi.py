@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "openapi.json"
 SERVICES = ("users", "orders", "inventory")
 TITLE = "Shop API"
-VERSION = "2"  # the contract's version (../shared/contract.md)
+VERSION = "3"  # the contract's version (../shared/contract.md)
 DESCRIPTION = (
-    "The shop's HTTP API (contract version 2). Sign in with Amazon Cognito and send the ID token as "
+    "The shop's HTTP API (contract version 3). Sign in with Amazon Cognito and send the ID token as "
     "`Authorization: Bearer <token>`; only `GET /inventory/{sku}` is public. Every error is JSON: "
     '`{"code", "message"}`, plus `details` for validation errors. A client may send `X-Correlation-Id`; '
     "every response returns the request's."

@@ -17,6 +17,11 @@ from tools import openapi
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract.md"
 ROUTE = re.compile(r"`(GET|POST|PUT|DELETE) (/[^`?\s]*)")
+# Routes of contract version 3 that a later issue builds; each goes with that issue.
+PENDING = {
+    ("GET", "/inventory"): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
+    ("GET", "/reports/sales"): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
+}
 
 
 @cache
@@ -61,9 +66,13 @@ def contract_statuses() -> dict[tuple[str, str], set[int]]:
         assert route is not None, route_cell
         codes = {int(code) for code in re.findall(r"\b[2-5]\d\d\b", f"{success} {errors}")}
         has_body = "`{" in route_cell[route.end() :]  # the route, then its body: `{"name"}`
+        if (route.group(1), route.group(2)) in PENDING:
+            continue
         statuses[(route.group(1), route.group(2))] = codes | {429, 503} | ({400, 413, 422} if has_body else set())
     for routes_cell, who in contract_table("Identity"):
         for method, path in ROUTE.findall(routes_cell):
+            if (method, path) in PENDING:
+                continue
             if not who.startswith("anyone"):
                 statuses[(method, path)].add(401)
             if "staff only" in who:
@@ -132,3 +141,10 @@ def test_path_parameters_have_patterns() -> None:
         parameters = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "path"}
         assert sorted(parameters) == sorted(names), route
         assert all(parameter["schema"]["pattern"] for parameter in parameters.values()), route
+
+
+def test_pending_routes_are_in_the_contract_and_not_built_yet() -> None:
+    """A pending mark goes with the issue that builds its route: once built, this fails until it is removed."""
+    in_contract = {(method, path) for row in contract_table("HTTP API") for method, path in ROUTE.findall(row[0])}
+    assert set(PENDING) <= in_contract
+    assert not set(PENDING) & (set(template_routes()) | set(operations()))
