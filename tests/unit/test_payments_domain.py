@@ -189,7 +189,7 @@ def test_charged_while_being_cancelled_is_announced_then_refunded() -> None:
     charged = answered(payment, Charged("pi_1"))
     assert charged.payment.status is PaymentStatus.REFUNDING
     assert event_types(charged) == ["PaymentSucceeded"]
-    assert domain.next_action(charged.payment) == RefundCharge(ORDER, "pi_1")
+    assert domain.next_action(charged.payment) == RefundCharge(ORDER, "pi_1", 5199, "usd")
 
     refunded = answered(charged.payment, Refunded("re_1", 5199, "usd"))
     assert refunded.payment.status is PaymentStatus.REFUNDED
@@ -281,6 +281,7 @@ def test_the_lease_stays_while_the_provider_has_work_and_goes_when_it_has_none()
         lease=None,
         version=taken.payment.version + 1,
         history=(*taken.payment.history, domain.HistoryEntry(PaymentStatus.CANCELLED_BEFORE_CHARGE, NOW)),
+        correlation_id="corr-cancel",  # what the payment announces from now on belongs to the cancel's flow
     )
 
 

@@ -2,10 +2,11 @@
 for. Pure, no I/O.
 
 A payment learns its method and user (OrderPlaced) and its amount (InventoryReserved) in either
-order, and is charged once it knows both. A cancel (OrderCancelled) seen before the charge
-started, or before a payment intent exists, ends it without a charge (arriving first, it leaves a
-tombstone); seen during the charge, it is remembered and the intent cancelled if still possible,
-else refunded; seen after the charge, it is refunded. Every change is a ``Transition`` decided on
+order, and is charged once it knows both. An order that ends without being paid for (OrderCancelled,
+or OrderRejected: its stock, its payment or its deadline) withdraws the payment: seen before the
+charge started, or before a payment intent exists, it ends the payment without a charge (arriving
+first, it leaves a tombstone); seen during the charge, it is remembered and the intent cancelled if
+still possible, else refunded; seen after the charge, it is refunded. Every change is a ``Transition`` decided on
 the payment at one version and stored only while the payment is still at that version
 (compare-and-set), together with the events announcing it.
 
@@ -25,6 +26,7 @@ from shop_common.events import (
     InventoryReserved,
     OrderCancelled,
     OrderPlaced,
+    OrderRejected,
     PaymentFailed,
     PaymentFailedData,
     PaymentRefunded,
@@ -42,7 +44,7 @@ MAX_CHARGE_CENTS = 99_999_999
 LEASE = timedelta(seconds=90)
 
 PaymentEvent = PaymentSucceeded | PaymentFailed | PaymentRefunded
-ConsumedEvent = OrderPlaced | InventoryReserved | OrderCancelled
+ConsumedEvent = OrderPlaced | InventoryReserved | OrderCancelled | OrderRejected
 
 
 class PaymentStatus(StrEnum):
@@ -56,12 +58,26 @@ class PaymentStatus(StrEnum):
     REFUNDED = "REFUNDED"
 
 
+# A payment in one of these states still needs the provider (see next_action); no other does.
+UNFINISHED = frozenset({PaymentStatus.CHARGING, PaymentStatus.REFUNDING})
+
+
 class PaymentBusy(Exception):
     """Another actor holds the payment's lease and the provider still has work to do: try again
-    later (the queue redelivers the message after its visibility timeout)."""
+    once the lease has ended (``until``)."""
 
-    def __init__(self, order_id: str) -> None:
+    def __init__(self, order_id: str, until: datetime) -> None:
         super().__init__(f"Payment of order {order_id} is being handled by another invocation; retrying later")
+        self.until = until
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be asked, or its answer is not known yet: ask again later."""
+
+
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider refused this service's credentials or settings: nothing a retry changes until
+    someone fixes them (an alarm says so); the payment waits for it."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,8 @@ class Payment:
     decline_code: str | None = None
     lease: Lease | None = None
     history: tuple[HistoryEntry, ...] = ()
+    # The flow the payment's latest event belongs to: what a resumed payment announces under.
+    correlation_id: str | None = None
     version: int = 1  # counts changes; a change is stored only on the version it was decided on
 
 
@@ -134,6 +152,8 @@ class CancelIntent:
 class RefundCharge:
     order_id: str
     intent_id: str
+    amount_cents: int  # what was charged
+    currency: str
 
 
 ProviderAction = CreateIntent | ConfirmIntent | CancelIntent | RefundCharge
@@ -197,10 +217,16 @@ def too_large_reason(amount_cents: int) -> str:
 def on_event(payment: Payment | None, event: ConsumedEvent, currency: str, now: datetime) -> Transition | None:
     """What an event changes; None when it changes nothing (a duplicate, or too late to matter)."""
     if isinstance(event, OrderPlaced):
-        return _unleased_when_settled(_on_placed(payment, event, currency, now))
-    if isinstance(event, InventoryReserved):
-        return _unleased_when_settled(_on_reserved(payment, event, currency, now))
-    return _unleased_when_settled(_on_cancelled(payment, event, now))
+        transition = _on_placed(payment, event, currency, now)
+    elif isinstance(event, InventoryReserved):
+        transition = _on_reserved(payment, event, currency, now)
+    else:
+        transition = _on_withdrawn(payment, event.data.order_id, event.data.user_id, now)
+    if transition is None:
+        return None
+    return _unleased_when_settled(
+        replace(transition, payment=replace(transition.payment, correlation_id=event.correlation_id))
+    )
 
 
 def _on_placed(payment: Payment | None, event: OrderPlaced, currency: str, now: datetime) -> Transition | None:
@@ -229,9 +255,10 @@ def _on_reserved(payment: Payment | None, event: InventoryReserved, currency: st
     return _start_charge(known, payment.version, currency, event.correlation_id, now)
 
 
-def _on_cancelled(payment: Payment | None, event: OrderCancelled, now: datetime) -> Transition | None:
+def _on_withdrawn(payment: Payment | None, order_id: str, user_id: str, now: datetime) -> Transition | None:
+    """The order was cancelled or rejected: it must not stay charged."""
     if payment is None:  # the tombstone: a late OrderPlaced or InventoryReserved starts nothing
-        return _created(event.data.order_id, PaymentStatus.CANCELLED_BEFORE_CHARGE, now, user_id=event.data.user_id)
+        return _created(order_id, PaymentStatus.CANCELLED_BEFORE_CHARGE, now, user_id=user_id)
     status = payment.status
     if status in (PaymentStatus.AWAITING_RESERVATION, PaymentStatus.AWAITING_METHOD):
         return _to(payment, PaymentStatus.CANCELLED_BEFORE_CHARGE, now)
@@ -273,8 +300,8 @@ def next_action(payment: Payment | None) -> ProviderAction | None:
             return CancelIntent(payment.order_id, payment.intent_id)
         return ConfirmIntent(payment.order_id, payment.intent_id)
     if payment.status is PaymentStatus.REFUNDING:
-        assert payment.intent_id is not None
-        return RefundCharge(payment.order_id, payment.intent_id)
+        assert payment.intent_id is not None and payment.amount_cents is not None and payment.currency
+        return RefundCharge(payment.order_id, payment.intent_id, payment.amount_cents, payment.currency)
     return None
 
 
@@ -285,7 +312,7 @@ def take_lease(payment: Payment, holder: str, now: datetime) -> Transition | Non
     if lease is not None and lease.until > now:
         if lease.holder == holder:
             return None
-        raise PaymentBusy(payment.order_id)
+        raise PaymentBusy(payment.order_id, lease.until)
     return Transition(_changed(payment, now, lease=Lease(holder, now + LEASE)), payment.version)
 
 

@@ -7,6 +7,12 @@ answers a repeated request (the library's own retry, or a later attempt) with it
 instead of acting twice. When an answer is lost (timeout, connection reset, 5xx, 429), the
 provider is asked what happened (the intent retrieved, the refunds listed) instead of being asked
 to act again; if it cannot be asked either, ``ProviderUnavailable`` says to try again later.
+Any other refusal of a payment (a 4xx) is the payment's own: it is declined. Only a refusal of this
+service's credentials (``ProviderMisconfigured``) waits for a person.
+
+A refund is the order's own: it carries the order's metadata and idempotency key, only a refund
+with that metadata counts as it, and it refunds what remains of the charge after any refund made
+by someone else (staff in the provider's dashboard).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from payments.domain import (
     NeedsAuthentication,
     Outcome,
     ProviderAction,
+    ProviderMisconfigured,
+    ProviderUnavailable,
     RefundCharge,
     Refunded,
 )
@@ -56,14 +64,14 @@ STRIPE_BUDGET = ProviderBudget(connect_timeout=2.0, read_timeout=10.0, max_netwo
 CALL_RESERVE_SECONDS = STRIPE_BUDGET.worst_case_seconds + SERVER_SELECTION_TIMEOUT_SECONDS + 1
 # Errors after which the request may or may not have been carried out.
 ANSWER_LOST = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
-# Refused up front, for this order's own reasons: trying again cannot help.
-REFUSAL_CODES = frozenset({"amount_too_small", "amount_too_large", "resource_missing"})
+# The provider refused this service's credentials or their rights: no payment can succeed until fixed.
+MISCONFIGURED = (stripe.AuthenticationError, stripe.PermissionError)
 # A refund in these states has been made (or is on its way) and must not be asked for again.
 REFUND_MADE = frozenset({"succeeded", "pending", "requires_action"})
-
-
-class ProviderUnavailable(Exception):
-    """The provider could not be asked, or its answer is not known yet: ask again later."""
+# Marks the refunds this service makes for an order (with the order's id), apart from anyone else's.
+REFUND_MADE_BY = "shop-payments"
+# The refund_id announced when someone else refunded the whole charge first: no refund of ours exists.
+NOTHING_LEFT_TO_REFUND = "none"
 
 
 def idempotency_key(order_id: str, step: str) -> stripe.RequestOptions:
@@ -94,13 +102,16 @@ class StripeProvider:
         self._http_client.close()
 
     def perform(self, action: ProviderAction) -> Outcome:
-        if isinstance(action, CreateIntent):
-            return self._create(action)
-        if isinstance(action, ConfirmIntent):
-            return self._confirm(action)
-        if isinstance(action, CancelIntent):
-            return self._cancel(action)
-        return self._refund(action)
+        try:
+            if isinstance(action, CreateIntent):
+                return self._create(action)
+            if isinstance(action, ConfirmIntent):
+                return self._confirm(action)
+            if isinstance(action, CancelIntent):
+                return self._cancel(action)
+            return self._refund(action)
+        except MISCONFIGURED as error:
+            raise ProviderMisconfigured(f"The payment provider refused this service's key: {error}") from error
 
     def _create(self, action: CreateIntent) -> IntentCreated | Declined:
         """An intent not confirmed yet: its id is recorded before anything can be charged."""
@@ -120,10 +131,8 @@ class StripeProvider:
             )
         except stripe.CardError as error:
             return _declined(error)
-        except stripe.InvalidRequestError as error:
-            if error.code in REFUSAL_CODES or error.param == "payment_method" or error.http_status == 404:
-                return Declined(f"The payment provider refused the payment: {error.user_message or error.code}", None)
-            raise
+        except stripe.InvalidRequestError as error:  # any other 4xx: this payment cannot be made
+            return _refused(error)
         except ANSWER_LOST as error:
             # Creating again under the same key gives the same intent; an extra one is never confirmed.
             raise ProviderUnavailable(f"Creating the payment intent failed: {error}") from error
@@ -131,13 +140,17 @@ class StripeProvider:
 
     def _confirm(self, action: ConfirmIntent) -> Outcome:
         self._check_time()
+        refusal: stripe.InvalidRequestError | None = None
         try:
             intent = self._intents.confirm(action.intent_id, options=idempotency_key(action.order_id, "confirm"))
         except stripe.CardError as error:
             return _declined(error)
-        except (stripe.InvalidRequestError, *ANSWER_LOST):
-            # Confirmed or cancelled by an earlier attempt, or the answer was lost: ask what happened.
+        except (stripe.InvalidRequestError, *ANSWER_LOST) as error:
+            # Confirmed or cancelled by an earlier attempt, refused, or the answer was lost: ask what happened.
+            refusal = error if isinstance(error, stripe.InvalidRequestError) else None
             intent = self._retrieve(action.intent_id)
+        if refusal is not None and intent.status == "requires_confirmation":
+            return _refused(refusal)  # nothing happened to the intent: the confirmation itself was refused
         return self._judge(intent, action.order_id)
 
     def _cancel(self, action: CancelIntent) -> Outcome:
@@ -150,20 +163,27 @@ class StripeProvider:
         return self._judge(intent, action.order_id)
 
     def _refund(self, action: RefundCharge) -> Refunded:
-        made = self._refund_made(action.intent_id)  # by an earlier attempt whose answer was lost
+        made, refunded_by_others = self._refunds_of(action)  # ours: by an earlier attempt whose answer was lost
         if made is not None:
             return made
+        remaining = action.amount_cents - refunded_by_others
+        if remaining <= 0:
+            return Refunded(NOTHING_LEFT_TO_REFUND, 0, action.currency)
         self._check_time()
         try:
             refund = self._refunds.create(
-                params={"payment_intent": action.intent_id, "metadata": {"order_id": action.order_id}},
+                params={
+                    "payment_intent": action.intent_id,
+                    "amount": remaining,
+                    "metadata": {"order_id": action.order_id, "made_by": REFUND_MADE_BY},
+                },
                 # Never repeated blindly, not even by the library: a lost answer is looked up (below),
                 # so a refund is made once even where the idempotency key is not honoured.
                 options={**idempotency_key(action.order_id, "refund"), "max_network_retries": 0},
             )
         except (stripe.InvalidRequestError, *ANSWER_LOST) as error:
             # Refunded already, or the answer was lost: ask again.
-            made = self._refund_made(action.intent_id)
+            made, _ = self._refunds_of(action)
             if made is None:
                 raise ProviderUnavailable(f"Refunding {action.intent_id} failed: {error}") from error
             return made
@@ -178,13 +198,17 @@ class StripeProvider:
         except ANSWER_LOST as error:
             raise ProviderUnavailable(f"Looking up {intent_id} failed: {error}") from error
 
-    def _refund_made(self, intent_id: str) -> Refunded | None:
+    def _refunds_of(self, action: RefundCharge) -> tuple[Refunded | None, int]:
+        """The order's own refund of the intent if made, and what others refunded of it."""
         self._check_time()
         try:
-            refunds = self._refunds.list(params={"payment_intent": intent_id, "limit": 10})
+            refunds = self._refunds.list(params={"payment_intent": action.intent_id, "limit": 100})
         except ANSWER_LOST as error:
-            raise ProviderUnavailable(f"Listing the refunds of {intent_id} failed: {error}") from error
-        return next((_refunded(refund) for refund in refunds.data if refund.status in REFUND_MADE), None)
+            raise ProviderUnavailable(f"Listing the refunds of {action.intent_id} failed: {error}") from error
+        made = [refund for refund in refunds.data if refund.status in REFUND_MADE]
+        ours = [refund for refund in made if _is_order_refund(refund, action.order_id)]
+        others = sum(refund.amount for refund in made if not _is_order_refund(refund, action.order_id))
+        return (_refunded(ours[0]) if ours else None), others
 
     def _judge(self, intent: stripe.PaymentIntent, order_id: str) -> Outcome:
         """What an intent's status says happened to the payment."""
@@ -220,6 +244,16 @@ def _declined(error: stripe.CardError) -> Declined:
     # Stripe's decline_code (the issuer's reason) when given, else its error code (card_declined, expired_card...).
     decline_code = (error.error.decline_code if error.error else None) or error.code
     return Declined(error.user_message or "The card was declined.", decline_code)
+
+
+def _refused(error: stripe.InvalidRequestError) -> Declined:
+    """The provider refused the payment itself (its method, its amount): the customer hears why."""
+    return Declined(f"The payment provider refused the payment: {error.user_message or error.code or error}", None)
+
+
+def _is_order_refund(refund: stripe.Refund, order_id: str) -> bool:
+    metadata = refund.metadata.to_dict() if refund.metadata else {}
+    return metadata.get("order_id") == order_id and metadata.get("made_by") == REFUND_MADE_BY
 
 
 def _refunded(refund: stripe.Refund) -> Refunded:

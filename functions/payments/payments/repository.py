@@ -8,13 +8,15 @@ so the state and its events are atomic.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from payments.domain import HistoryEntry, Lease, Payment, PaymentStatus, Transition
+from payments.domain import UNFINISHED, HistoryEntry, Lease, Payment, PaymentStatus, Transition
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index, push_events
 
 VERSION = "version"
@@ -26,6 +28,8 @@ class PaymentsRepository:
 
     def ensure_indexes(self) -> None:
         ensure_outbox_index(self.payments)
+        # The sweep's query: unfinished payments whose lease (if any) has ended.
+        self.payments.create_index([("status", ASCENDING), ("lease.until", ASCENDING)], name="unfinished")
 
     def outbox_collections(self) -> list[Collection]:
         return [self.payments]
@@ -33,6 +37,19 @@ class PaymentsRepository:
     def get(self, order_id: str) -> Payment | None:
         document = self.payments.find_one({"_id": order_id}, {PENDING_EVENTS: 0})
         return _to_payment(document) if document else None
+
+    def unfinished(self, now: datetime, limit: int) -> list[str]:
+        """Order ids of payments that still need the provider and hold no live lease, oldest change first."""
+        documents = self.payments.find(
+            {
+                "status": {"$in": [status.value for status in UNFINISHED]},
+                "$or": [{"lease": None}, {"lease.until": {"$lte": now}}],
+            },
+            {"_id": 1},
+            sort=[("updated_at", ASCENDING)],
+            limit=limit,
+        )
+        return [document["_id"] for document in documents]
 
     def apply(self, transition: Transition) -> list[PendingEvent] | None:
         """Store the transition with its events; None if the payment changed since it was decided
@@ -69,6 +86,7 @@ def _to_document(payment: Payment) -> dict[str, Any]:
         "history": [
             {"status": entry.status.value, "at": entry.at, "reason": entry.reason} for entry in payment.history
         ],
+        "correlation_id": payment.correlation_id,
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
         VERSION: payment.version,
@@ -96,5 +114,6 @@ def _to_payment(document: dict[str, Any]) -> Payment:
             HistoryEntry(PaymentStatus(entry["status"]), entry["at"], entry.get("reason"))
             for entry in document.get("history", [])
         ),
+        correlation_id=document.get("correlation_id"),
         version=document[VERSION],
     )

@@ -4,17 +4,30 @@ what the payment needs, recording each answer with its events and publishing the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from payments import domain
-from payments.domain import ConsumedEvent, Outcome, Payment, ProviderAction, Transition
+from payments.domain import (
+    ConsumedEvent,
+    Outcome,
+    Payment,
+    PaymentBusy,
+    ProviderAction,
+    ProviderMisconfigured,
+    ProviderUnavailable,
+    Transition,
+)
 from payments.repository import PaymentsRepository
 from shop_common.clock import new_id, utc_now
 from shop_common.outbox import Outbox
+from shop_common.redelivery import RetryLater
 
 logger = Logger(child=True)
+metrics = Metrics()  # flushed by the handler's log_metrics
 
 # A compare-and-set is lost only if the payment changed in between; deciding again on the fresh
 # payment settles it, and a payment has few changes.
@@ -30,6 +43,13 @@ class Provider(Protocol):
 Decide = Callable[[Payment | None], Transition | None]
 
 
+@dataclass
+class SweepResult:
+    resumed: int = 0
+    busy: int = 0
+    waiting_on_provider: str | None = None  # why the sweep stopped early
+
+
 class PaymentsService:
     def __init__(
         self, repository: PaymentsRepository, outbox: Outbox, currency: str, provider: Callable[[], Provider]
@@ -40,17 +60,49 @@ class PaymentsService:
         self._provider = provider  # connected at its first use
 
     def handle(self, event: ConsumedEvent) -> Payment:
-        """Record the event, then finish whatever provider work the payment now needs."""
+        """Record the event, then finish whatever provider work the payment now needs. Work the
+        provider cannot do now stays recorded on the payment, and the sweep (``resume_unfinished``)
+        finishes it: the message waits (RetryLater) but is not needed for it."""
         order_id = event.data.order_id
         self._change(order_id, lambda payment: domain.on_event(payment, event, self.currency, utc_now()))
-        return self._settle(order_id, event.correlation_id)
+        try:
+            return self._settle(order_id, event.correlation_id)
+        except PaymentBusy as busy:
+            wait = (busy.until - utc_now()).total_seconds()
+            raise RetryLater(str(busy), resumed_by_owner=True, not_before_seconds=wait) from busy
+        except ProviderUnavailable as unavailable:
+            raise RetryLater(str(unavailable), resumed_by_owner=True) from unavailable
+
+    def resume_unfinished(self, batch: int) -> SweepResult:
+        """Finish the provider work payments were left with (the provider was down, the invocation
+        that held a payment stopped), each under the flow it belongs to; stops while the provider
+        cannot be asked, or once too little of the invocation is left (the provider says so)."""
+        result = SweepResult()
+        for order_id in self.repository.unfinished(utc_now(), batch):
+            payment = self.repository.get(order_id)
+            correlation_id = (payment.correlation_id if payment else None) or new_id()
+            try:
+                self._settle(order_id, correlation_id)
+            except PaymentBusy:
+                result.busy += 1  # taken by a consumer meanwhile
+                continue
+            except ProviderUnavailable as unavailable:
+                result.waiting_on_provider = str(unavailable)
+                break
+            result.resumed += 1
+        return result
 
     def _settle(self, order_id: str, correlation_id: str) -> Payment:
         holder = new_id()
         try:
             return self._drive(order_id, holder, correlation_id)
-        except Exception:
+        except ProviderMisconfigured:
             self._release(order_id, holder)  # a retry need not wait for the lease to expire
+            logger.error("The payment provider refused this service's key", extra={"order_id": order_id})
+            metrics.add_metric(name="PaymentProviderMisconfigured", unit=MetricUnit.Count, value=1)
+            raise
+        except Exception:
+            self._release(order_id, holder)
             raise
 
     def _drive(self, order_id: str, holder: str, correlation_id: str) -> Payment:

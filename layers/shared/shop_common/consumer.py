@@ -3,7 +3,8 @@
 Each record's body (SNS raw message delivery) is validated against the event models
 (``model=``), so a record that is not JSON, has an unknown type or version, or does not
 match its schema fails alone; only failed records are reported back to SQS, retried after
-the visibility timeout and moved to the dead-letter queue after ``maxReceiveCount``.
+the visibility timeout and moved to the dead-letter queue after ``maxReceiveCount``; a record
+that waits on a dependency comes back later and later instead (shop_common.redelivery).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from shop_common.events import DomainEvent
+from shop_common.redelivery import back_off, waits_on_dependency
 from shop_common.runtime import within_invocation
 
 
@@ -40,9 +42,13 @@ def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
         logger.append_keys(event_type=event.event_type, event_id=str(event.event_id), message_id=record.messageId)
         try:
             handle_event(event)
-        except Exception:
-            logger.exception("Event failed; it will be retried, then dead-lettered")
-            raise
+        except Exception as error:
+            if not waits_on_dependency(error):
+                logger.exception("Event failed; it will be retried, then dead-lettered")
+                raise
+            logger.warning("Event waits on a dependency", extra={"reason": str(error)})
+            if not back_off(record, error):
+                raise
         finally:
             logger.remove_keys(["event_type", "event_id", "message_id"])
         logger.info("Event handled", extra={"event_type": event.event_type})
