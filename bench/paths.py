@@ -197,7 +197,7 @@ PATHS = [
                  lambda _: _sns(_envelope("OrderConfirmed", "orders",
                               {"order_id": str(uuid.uuid4()), "user_id": USER_ID, "total_cents": 250}))),
     FunctionPath("orders outbox relay", "orders", "orders.relay.handler", True,
-                 lambda _: copy.deepcopy(_sample("schedule-outbox-relay"))),
+                 lambda _: copy.deepcopy(_sample("schedule-every-minute"))),
 ]  # fmt: skip
 
 BASELINE = FunctionPath(

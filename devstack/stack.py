@@ -34,6 +34,8 @@ from devstack.template import REGION, FunctionSpec, Resolver, Template, load_tem
 RETRY_DELAYS = [60, 120]
 FAST_RETRY_DELAYS = [1, 2]
 FAST_SCHEDULE_SECONDS = 5
+# --fast also shortens the order deadline (OrderDeadlineMinutes) to 30 seconds.
+FAST_ENVIRONMENT = {"ORDER_DEADLINE_MINUTES": "0.5"}
 # The ports env.json gives `sam local` (with --docker-network host), when they are free.
 MOTO_PORT = 5000
 MONGODB_PORT = 27017
@@ -43,6 +45,18 @@ STRIPE_PORT = 8420  # localstripe's own default
 def preferred_port(port: int) -> int:
     with socket.socket() as probe:
         return port if probe.connect_ex(("127.0.0.1", port)) != 0 else free_port()
+
+
+def payment_provider(localstripe_url: str) -> dict[str, str]:
+    """The stack's localstripe, unless the caller names a provider of their own with
+    ``STRIPE_API_BASE`` (and ``STRIPE_API_KEY``), as MONGODB_URI names a MongoDB: a proxy in front
+    of a localstripe that a fault test switches off, say."""
+    if os.environ.get("STRIPE_API_BASE"):
+        return {
+            "STRIPE_API_BASE": os.environ["STRIPE_API_BASE"],
+            "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY") or STRIPE_API_KEY,
+        }
+    return {"STRIPE_API_BASE": localstripe_url, "STRIPE_API_KEY": STRIPE_API_KEY}
 
 
 def function_concurrency(spec: FunctionSpec, resolver: Resolver, limit: int) -> int:
@@ -119,8 +133,10 @@ class LocalStack:
         base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
         for spec in template.functions():
             variables = {key: str(value) for key, value in provisioned.resolver.resolve(spec.environment).items()}
-            if "STRIPE_API_BASE" in variables:  # the payment provider: localstripe, with a key of its own
-                variables |= {"STRIPE_API_BASE": stripe_url, "STRIPE_API_KEY": STRIPE_API_KEY}
+            if self.options.fast:
+                variables |= {key: value for key, value in FAST_ENVIRONMENT.items() if key in variables}
+            if "STRIPE_API_BASE" in variables:  # the payment provider
+                variables |= payment_provider(stripe_url)
             environment = {
                 **base,
                 **variables,
@@ -183,7 +199,7 @@ class LocalStack:
         return {
             "api_url": f"http://127.0.0.1:{self.options.port}",
             "aws_endpoint_url": endpoint,
-            "stripe_api_base": self.stripe.url if self.stripe else None,
+            "stripe_api_base": payment_provider(self.stripe.url)["STRIPE_API_BASE"] if self.stripe else None,
             "region": REGION,
             "mongodb_uri": mongodb_uri,
             "mongod": self._mongod(),

@@ -4,6 +4,7 @@ tests drive it, and waiting for what it does asynchronously."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,6 +42,16 @@ class RunningStack:
     def sqs(self) -> Any:
         return aws_client("sqs", self.description["aws_endpoint_url"])
 
+    def dead_letter_depths(self) -> dict[str, int]:
+        """How many messages each dead-letter queue holds, in flight included."""
+        sqs, depths = self.sqs(), {}
+        for name, queue in self.description["dead_letter_queues"].items():
+            attributes = sqs.get_queue_attributes(QueueUrl=queue["url"], AttributeNames=["All"])["Attributes"]
+            depths[name] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return depths
+
     def devstack(self, *args: str) -> str:
         command = [sys.executable, "-m", "devstack", "--state-dir", str(self.state_dir), *args]
         return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=60).stdout
@@ -57,13 +68,18 @@ def eventually(what: str, probe: Callable[[], Any], timeout: float = 40) -> Any:
 
 
 @contextmanager
-def running_stack(workspace: Path) -> Iterator[RunningStack]:
-    """A stack of its own in ``workspace``, stopped at the end unless a test stopped it."""
+def running_stack(workspace: Path, environment: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """A stack of its own in ``workspace`` (``environment`` added to its own: STRIPE_API_BASE, say),
+    stopped at the end unless a test stopped it."""
     state_dir, log_path = workspace / "state", workspace / "stack.out"  # --fresh empties state_dir
     command = [sys.executable, "-m", "devstack", "--state-dir", str(state_dir), "up", "--fresh", "--fast"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*command, "--port", str(free_port())], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            [*command, "--port", str(free_port())],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(environment or {})},
         )
     stack_json = state_dir / "stack.json"
     try:

@@ -47,10 +47,12 @@ SAMPLE_EVENTS = {
     "InventoryEventsFunction": "sqs-inventory-batch",
     "PaymentsEventsFunction": "sqs-payments-batch",
     "NotificationsFunction": "sns-notifications",
-    "UsersOutboxRelayFunction": "schedule-outbox-relay",
-    "OrdersOutboxRelayFunction": "schedule-outbox-relay",
-    "InventoryOutboxRelayFunction": "schedule-outbox-relay",
-    "PaymentsOutboxRelayFunction": "schedule-outbox-relay",
+    "UsersOutboxRelayFunction": "schedule-every-minute",
+    "OrdersOutboxRelayFunction": "schedule-every-minute",
+    "InventoryOutboxRelayFunction": "schedule-every-minute",
+    "PaymentsOutboxRelayFunction": "schedule-every-minute",
+    "PaymentsSweepFunction": "schedule-every-minute",
+    "OrdersDeadlineFunction": "schedule-every-minute",
 }
 TEMPLATE = Template(load_template())
 ENV_JSON: dict[str, dict[str, str]] = json.loads((ROOT / "env.json").read_text())
@@ -225,11 +227,17 @@ def test_notifications_email_the_confirmation(served: dict[str, Served], local_a
     assert ses.get_send_quota()["SentLast24Hours"] == 2  # the welcome, then the confirmation
 
 
-@pytest.mark.parametrize("function", [name for name, sample in SAMPLE_EVENTS.items() if sample.startswith("schedule")])
+@pytest.mark.parametrize("function", [name for name in SAMPLE_EVENTS if "OutboxRelay" in name])
 def test_a_relay_finds_nothing_left_to_publish(function: str, served: dict[str, Served]) -> None:
     """Every event was published as it was stored: the relays' backlog is empty."""
     assert served[function].exit_status == 0, served[function].logs
     assert served[function].answer == {"published": 0}
+
+
+def test_the_payments_sweep_and_the_order_deadline_find_nothing_to_do(served: dict[str, Served]) -> None:
+    """The payment was charged as its reservation arrived, and no order is anywhere near its deadline."""
+    assert served["PaymentsSweepFunction"].answer == {"resumed": 0, "busy": 0, "waiting_on_provider": None}
+    assert served["OrdersDeadlineFunction"].answer == {"rejected": []}
 
 
 def test_the_functions_published_their_events_through_the_local_aws(

@@ -306,6 +306,54 @@ def test_a_failed_payment_that_overtakes_its_order_prevents_the_reservation(
     assert received_events(aws.queue_urls["orders"]) == []
 
 
+def rejected(order_id: str, reason: str = "The order could not be completed in time.") -> str:
+    return envelope(
+        "OrderRejected", "orders", {"order_id": order_id, "user_id": "user-1", "reason": reason}, "corr-inv"
+    )
+
+
+def test_an_order_rejected_at_its_deadline_returns_its_stock_once(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
+) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 10)
+    items = [{"sku": "BOOK-1", "quantity": 4}]
+    assert consume(inventory, placed("r1", items)) == []
+
+    assert consume(inventory, rejected("r1"), rejected("r1")) == []
+    assert consume(inventory, cancelled("r1", items), payment_failed("r1")) == []
+
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert reservation_status(inventory, mongo_client, "r1") == "ORDER_REJECTED"
+
+
+def test_an_order_rejected_before_inventory_heard_of_it_is_never_reserved(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 10)
+
+    assert consume(inventory, rejected("r2"), placed("r2", [{"sku": "BOOK-1", "quantity": 4}])) == []
+
+    assert stock(inventory, "BOOK-1") == (10, 0)
+    assert reservation_status(inventory, mongo_client, "r2") == "ORDER_REJECTED"
+    assert received_events(aws.queue_urls["orders"]) == []
+
+
+def test_the_rejection_of_an_order_inventory_rejected_changes_nothing(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
+) -> None:
+    """Inventory's own InventoryRejected comes back to it as the order's OrderRejected."""
+    inventory = runtimes["inventory"]
+    put(inventory, "BOOK-1", 1)
+    assert consume(inventory, placed("r3", [{"sku": "BOOK-1", "quantity": 5}])) == []
+
+    assert consume(inventory, rejected("r3", "BOOK-1: 5 requested, 1 available")) == []
+
+    assert stock(inventory, "BOOK-1") == (1, 0)
+    assert reservation_status(inventory, mongo_client, "r3") == "REJECTED"
+
+
 def test_a_failed_payment_and_a_cancel_racing_return_the_stock_once(runtimes: dict[str, ServiceRuntime]) -> None:
     inventory = runtimes["inventory"]
     put(inventory, "BOOK-1", 100)
@@ -431,5 +479,5 @@ def test_relay_publishes_a_decision_whose_publish_failed(
         {"_id": "o7"}, {"$set": {"pending_events.0.recorded_at": datetime.now(UTC) - timedelta(minutes=2)}}
     )
 
-    assert inventory.invoke(inventory_relay.handler, sample_event("schedule-outbox-relay")) == {"published": 1}
+    assert inventory.invoke(inventory_relay.handler, sample_event("schedule-every-minute")) == {"published": 1}
     assert [e["event_type"] for e in received_events(aws.queue_urls["orders"])] == ["InventoryReserved"]

@@ -44,11 +44,6 @@ from tests.support import ServiceRuntime, envelope, failed_ids, sqs_record
 PAYMENTS_QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:{name}"
 
 
-def refuse_everything(proxy: StripeProxy) -> None:
-    for method in ("GET", "POST", "DELETE"):
-        proxy.refuse((method, r".*"), times=10_000)
-
-
 @pytest.fixture
 def proxy(localstripe: LocalStripe) -> Iterator[StripeProxy]:
     server = StripeProxy(localstripe.url)
@@ -77,14 +72,9 @@ def provider(localstripe: LocalStripe) -> Stripe:
 
 @pytest.fixture
 def provider_down(proxy: StripeProxy) -> Iterator[StripeProxy]:
-    """The provider refuses every request until the test calls ``proxy.back_up()``."""
-    refuse_everything(proxy)
+    """The provider refuses every request until the test calls ``come_back()``."""
+    proxy.go_down()
     yield proxy
-
-
-def back_up(proxy: StripeProxy) -> None:
-    for plan_ in proxy._plans:
-        plan_.times = 0
 
 
 def rejected(order_id: str, reason: str = "The order could not be completed in time.") -> str:
@@ -179,7 +169,7 @@ def test_an_outage_longer_than_every_receive_strands_no_charge(
     assert status_of(stored, order_id) is PaymentStatus.CHARGING
     assert run_sweep(payments)["waiting_on_provider"]  # still down: the sweep stops, the payment waits
 
-    back_up(provider_down)
+    provider_down.come_back()
     assert run_sweep(payments) == {"resumed": 1, "busy": 0, "waiting_on_provider": None}
 
     assert status_of(stored, order_id) is PaymentStatus.SUCCEEDED
@@ -196,7 +186,7 @@ def test_a_cancel_during_an_outage_is_refunded_when_the_provider_is_back(
     cancel's receives, Then the sweep refunds it once the provider is back, under the cancel's flow."""
     order_id = new_order()
     assert consume(payments, placed(order_id), reserved(order_id)) == []
-    refuse_everything(proxy)
+    proxy.go_down()
     send(aws, cancelled(order_id))
 
     for _ in range(6):
@@ -204,7 +194,7 @@ def test_a_cancel_during_an_outage_is_refunded_when_the_provider_is_back(
 
     assert queue_depth(aws.queue_urls["payments"]) == queue_depth(aws.dead_letter_queue_urls["payments"]) == 0
     assert status_of(stored, order_id) is PaymentStatus.REFUNDING
-    back_up(proxy)
+    proxy.come_back()
     assert run_sweep(payments)["resumed"] == 1
     assert status_of(stored, order_id) is PaymentStatus.REFUNDED
     assert len(provider.refunds(order_id)) == 1

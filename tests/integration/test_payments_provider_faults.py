@@ -89,6 +89,15 @@ class StripeProxy(ThreadingHTTPServer):
         """Run ``action`` when the next such request arrives, then forward it."""
         self._plans.append(Plan(*request, 1, "", action))
 
+    def go_down(self) -> None:
+        """Refuse every request from now on (the provider is down) until ``come_back``."""
+        for method in ("GET", "POST", "DELETE"):
+            self.refuse((method, r".*"), times=1_000_000)
+
+    def come_back(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
     def count(self, request: tuple[str, str]) -> int:
         method, path = request
         return sum(1 for seen in self.received if seen[0] == method and re.search(path, seen[1]))

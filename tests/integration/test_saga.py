@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
+from pymongo import MongoClient
 
 from inventory import api as inventory_api
 from inventory import consumer as inventory_consumer
 from notifications import app as notifications_app
 from orders import api as orders_api
 from orders import consumer as orders_consumer
+from orders import deadline as orders_deadline
 from payments import consumer as payments_consumer
+from shop_common.clock import utc_now
 from tests.conftest import AwsResources, LocalStripe
 from tests.integration.test_payments import Stripe
 from tests.support import ADA, ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
@@ -197,3 +201,65 @@ def dead_letter_queue_is_empty(aws: AwsResources, name: str) -> bool:
         QueueUrl=aws.dead_letter_queue_urls[name], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return attributes["ApproximateNumberOfMessages"] == "0"
+
+
+# ---------- the deadline: every saga ends ----------
+
+
+def past_its_deadline(shop: Shop, mongo_client: MongoClient, order_id: str) -> None:
+    """Let 31 minutes pass for the order (the deadline is 30)."""
+    orders = mongo_client[shop.runtimes["orders"].env["MONGODB_DATABASE"]]["orders"]
+    orders.update_one({"_id": order_id}, {"$set": {"created_at": utc_now() - timedelta(minutes=31)}})
+
+
+def test_an_order_the_provider_never_charged_is_rejected_at_its_deadline_and_gives_its_stock_back(
+    shop: Shop, aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    """Given the payment provider unreachable, When an order is placed and stays PENDING past its
+    deadline, Then the orders service rejects it, inventory returns its stock, payments never
+    charges it, and the customer is told why."""
+    shop.runtimes["payments"].env["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # nothing listens there
+    order_id = shop.place(ITEMS, "pm_card_visa", {"X-Correlation-Id": "flow-late"})
+    shop.settle()
+    assert shop.order(order_id)["status"] == "PENDING"
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((1, 2), (9, 1))
+
+    assert shop.runtimes["orders"].invoke(orders_deadline.handler, {}) == {"rejected": []}  # not yet
+    past_its_deadline(shop, mongo_client, order_id)
+    assert shop.runtimes["orders"].invoke(orders_deadline.handler, {}) == {"rejected": [order_id]}
+    assert shop.runtimes["orders"].invoke(orders_deadline.handler, {}) == {"rejected": []}  # once
+    shop.settle()
+
+    late = shop.order(order_id)
+    assert (late["status"], late["reason"], late["payment_status"]) == (
+        "REJECTED",
+        "The order could not be completed in time.",
+        None,
+    )
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((3, 0), (10, 0))
+    assert shop.stripe.intents(order_id) == []
+    rejected = [event for event in received_events(aws.queue_urls["tap"]) if event["event_type"] == "OrderRejected"]
+    assert [event["correlation_id"] for event in rejected] == ["flow-late"]
+    assert emails()[-1][:2] == ("ada@example.com", f"We could not accept your order {order_id[:8]}")
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
+
+
+def test_an_order_charged_after_its_deadline_is_refunded_in_full(
+    shop: Shop, aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    """Given an order whose charge went through while the orders service did not hear of it, When
+    its deadline passes first, Then it ends REJECTED and its charge is refunded in full."""
+    order_id = shop.place(ITEMS, "pm_card_visa")
+    shop.settle(consumers=("inventory", "payments"))  # charged; the orders queue holds PaymentSucceeded
+    assert len(shop.stripe.charges(order_id)) == 1
+
+    past_its_deadline(shop, mongo_client, order_id)
+    assert shop.runtimes["orders"].invoke(orders_deadline.handler, {}) == {"rejected": [order_id]}
+    shop.settle()
+
+    late = shop.order(order_id)
+    assert (late["status"], late["payment_status"]) == ("REJECTED", "refunded")
+    [refund] = shop.stripe.refunds(order_id)
+    assert refund.amount == TOTAL
+    assert (shop.stock("BOOK-1"), shop.stock("PEN-7")) == ((3, 0), (10, 0))
+    assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))

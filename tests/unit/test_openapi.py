@@ -19,8 +19,14 @@ CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract.md"
 ROUTE = re.compile(r"`(GET|POST|PUT|DELETE) (/[^`?\s]*)")
 # Routes of contract version 3 that a later issue builds; each goes with that issue.
 PENDING = {
-    ("GET", "/inventory"): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
-    ("GET", "/reports/sales"): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
+    (
+        "GET",
+        "/inventory",
+    ): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
+    (
+        "GET",
+        "/reports/sales",
+    ): "A catalog to browse, a sales report built from events (CQRS), and an event archive with replay",
 }
 
 

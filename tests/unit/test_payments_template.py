@@ -66,7 +66,7 @@ def test_only_the_consumer_may_read_the_stripe_key() -> None:
         for name, resource in RESOURCES.items()
         if name != EVENTS_FUNCTION["Role"]["Fn::GetAtt"][0] and "PaymentsStripeSecret" in str(resource)
     ]
-    assert readers == ["PaymentsEventsFunction"]  # names it in its environment only
+    assert readers == ["PaymentsEventsFunction", "PaymentsSweepFunction"]  # each names it in its environment
 
 
 def test_the_consumer_takes_small_batches_and_reports_failed_records() -> None:

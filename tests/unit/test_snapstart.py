@@ -141,7 +141,11 @@ for module_name in sys.argv[1:]:
 print(json.dumps(registered))
 """
 # Modules a function's paths import on demand, imported before the snapshot instead.
-IMPORTED_BEFORE_THE_SNAPSHOT = {"orders.api": ["orders.idempotency"], "payments.consumer": ["payments.provider"]}
+IMPORTED_BEFORE_THE_SNAPSHOT = {
+    "orders.api": ["orders.idempotency"],
+    "payments.consumer": ["payments.provider"],
+    "payments.sweep": ["payments.provider"],
+}
 
 
 def test_every_function_registers_the_hooks_with_its_services_dependencies() -> None:

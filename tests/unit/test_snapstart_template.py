@@ -84,7 +84,7 @@ def test_every_function_runs_python313_with_snapstart_on_a_published_version(res
     functions = of_type(resources, "AWS::Lambda::Function")
     versions = of_type(resources, "AWS::Lambda::Version")
     aliases = of_type(resources, "AWS::Lambda::Alias")
-    assert len(functions) == 11
+    assert len(functions) == 13
     for name, function in functions.items():
         assert function["Runtime"] == "python3.13", name
         assert function["Architectures"] == ["arm64"], name

@@ -64,8 +64,8 @@ CONTRACT_FILTERS = {
         "PaymentRefunded",
         "UserRegistered",
     ],
-    "InventoryQueue": ["OrderPlaced", "OrderCancelled", "PaymentFailed"],
-    "PaymentsQueue": ["OrderPlaced", "InventoryReserved", "OrderCancelled"],
+    "InventoryQueue": ["OrderPlaced", "OrderCancelled", "OrderRejected", "PaymentFailed"],
+    "PaymentsQueue": ["OrderPlaced", "InventoryReserved", "OrderCancelled", "OrderRejected"],
 }
 
 

@@ -82,11 +82,13 @@ class ReservationStatus(StrEnum):
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"  # released: the order was cancelled
     PAYMENT_FAILED = "PAYMENT_FAILED"  # released: the order's payment failed
+    ORDER_REJECTED = "ORDER_REJECTED"  # released: the order was rejected (its deadline passed)
 
 
-# An order's stock returns once, whichever release comes first (a cancel, a failed payment):
-# a reservation in one of these states has nothing left to return.
-RELEASED = frozenset({ReservationStatus.CANCELLED, ReservationStatus.PAYMENT_FAILED})
+# An order's stock returns once, whichever release comes first (a cancel, a failed payment, a
+# rejection): a reservation in one of these states has nothing left to return, nor has a rejected one.
+RELEASED = frozenset({ReservationStatus.CANCELLED, ReservationStatus.PAYMENT_FAILED, ReservationStatus.ORDER_REJECTED})
+NOTHING_HELD = RELEASED | {ReservationStatus.REJECTED}
 
 
 def shortages(lines: Sequence[OrderLine], products: Mapping[str, Product]) -> list[Shortage]:

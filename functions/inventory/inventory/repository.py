@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from inventory.domain import RELEASED, Product, ProductUpdate, ReservationDecision, ReservationStatus
+from inventory.domain import NOTHING_HELD, Product, ProductUpdate, ReservationDecision, ReservationStatus
 from shop_common.events import OrderLine
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
 
@@ -101,8 +101,8 @@ class InventoryRepository:
         return self._in_transaction(attempt)
 
     def release(self, order_id: str, released_as: ReservationStatus, now: datetime) -> ReservationStatus | None:
-        """Return an order's stock exactly once, whether the order was cancelled or its payment
-        failed (``released_as`` says which), and whichever of the two arrives first: a
+        """Return an order's stock exactly once, whether the order was cancelled, its payment
+        failed or it was rejected (``released_as`` says which), and whichever arrives first: a
         reservation released already returns nothing again. A release that overtakes its order
         leaves a released record, so the late OrderPlaced reserves nothing. Returns the status
         the reservation had, or None if there was none."""
@@ -122,7 +122,7 @@ class InventoryRepository:
                 )
                 return None
             previous = ReservationStatus(document["status"])
-            if previous in RELEASED:
+            if previous in NOTHING_HELD:
                 return previous
             if previous is ReservationStatus.RESERVED:
                 for line in document["lines"]:

@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -192,6 +192,7 @@ class Order:
     payment_status: PaymentStatus | None = None
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
     version: int = 0  # counts the order's changes; a change is stored only on the version it was decided on
+    correlation_id: str | None = None  # of the request that placed it: the flow its events belong to
 
     def matches(self, user_id: str, request: NewOrder) -> bool:
         """Whether this order is what ``user_id`` asks for with ``request`` (items in order, payment method)."""
@@ -260,6 +261,7 @@ def place_order(
         created_at=now,
         updated_at=now,
         history=(HistoryEntry(OrderStatus.PENDING, now),),
+        correlation_id=correlation_id,
     )
     data = OrderPlacedData(
         order_id=order.order_id, user_id=order.user_id, items=list(items), payment_method=order.payment_method
@@ -348,6 +350,22 @@ def reject_for_payment(
     payment_status = _moved_forward(order.payment_status, PaymentStatus.FAILED)
     rejected = _moved(order, OrderStatus.REJECTED, now, reason=reason, payment_status=payment_status)
     data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=reason)
+    return Transition(order, rejected, new_event(OrderRejected, data, correlation_id, now))
+
+
+DEADLINE_REASON = "The order could not be completed in time."
+
+
+def reject_overdue(order: Order, deadline: timedelta, now: datetime) -> Transition | None:
+    """Still PENDING ``deadline`` after it was placed: something in the saga is broken or down for
+    too long, and the customer should not wait for ever. REJECTED, announced under the order's own
+    flow, so that inventory and payments give back whatever they hold for it. None if the order
+    has moved on, or is not overdue."""
+    if order.status is not OrderStatus.PENDING or now - order.created_at < deadline:
+        return None
+    rejected = _moved(order, OrderStatus.REJECTED, now, reason=DEADLINE_REASON)
+    data = OrderRejectedData(order_id=order.order_id, user_id=order.user_id, reason=DEADLINE_REASON)
+    correlation_id = order.correlation_id or order.order_id  # orders placed before it was stored
     return Transition(order, rejected, new_event(OrderRejected, data, correlation_id, now))
 
 

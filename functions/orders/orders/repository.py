@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
@@ -28,6 +29,8 @@ class OrdersRepository:
         self.orders.create_index(
             [("user_id", 1), ("created_at", DESCENDING), ("_id", DESCENDING)], name="orders_by_user_newest_first"
         )
+        # The deadline's query: pending orders, oldest first.
+        self.orders.create_index([("status", 1), ("created_at", 1)], name="orders_by_status_oldest_first")
         ensure_outbox_index(self.orders)
         ensure_idempotency_indexes(self.idempotency)
 
@@ -83,6 +86,16 @@ class OrdersRepository:
         )
         return pending if result.matched_count else None
 
+    def pending_placed_before(self, placed_before: datetime, limit: int) -> list[str]:
+        """Ids of orders still PENDING that were placed before ``placed_before``, oldest first."""
+        documents = self.orders.find(
+            {"status": OrderStatus.PENDING.value, "created_at": {"$lt": placed_before}},
+            {"_id": 1},
+            sort=[("created_at", 1)],
+            limit=limit,
+        )
+        return [document["_id"] for document in documents]
+
     def position_of(self, user_id: str, order_id: str) -> PagePosition | None:
         """Where order ``order_id`` stands in ``user_id``'s list; None if the user has no such order."""
         document = self.orders.find_one({"_id": order_id, "user_id": user_id}, {"created_at": 1})
@@ -131,6 +144,7 @@ def _to_document(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "history": [_history_document(entry) for entry in order.history],
+        "correlation_id": order.correlation_id,
         VERSION: order.version,
     }
 
@@ -152,4 +166,5 @@ def _to_order(document: dict[str, Any]) -> Order:
             for entry in document.get("history", [])
         ),
         version=document.get(VERSION, 0),
+        correlation_id=document.get("correlation_id"),
     )

@@ -7,6 +7,7 @@ seen (and cancelled) by its owner or staff, and anyone else is told it does not 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from orders import domain
 from orders.domain import (
@@ -38,9 +39,10 @@ MAX_TRANSITION_ATTEMPTS = 4
 
 
 class OrdersService:
-    def __init__(self, repository: OrdersRepository, outbox: Outbox) -> None:
+    def __init__(self, repository: OrdersRepository, outbox: Outbox, deadline: timedelta) -> None:
         self.repository = repository
         self.outbox = outbox
+        self.deadline = deadline  # how long an order may stay PENDING
 
     def place(
         self, caller: Caller, request: NewOrder, correlation_id: str, idempotency_key: IdempotencyKey | None = None
@@ -108,6 +110,23 @@ class OrdersService:
 
     def record_refund(self, order_id: str) -> Order:
         return self._transition(order_id, lambda order: domain.record_refund(order, utc_now()))
+
+    def reject_overdue(self, batch: int) -> list[str]:
+        """Reject up to ``batch`` orders still PENDING past the deadline, oldest first; their ids."""
+        now = utc_now()
+        overdue = self.repository.pending_placed_before(now - self.deadline, batch)
+        return [order_id for order_id in overdue if self._reject_if_overdue(order_id, now)]
+
+    def _reject_if_overdue(self, order_id: str, now: datetime) -> bool:
+        """Whether this call rejected the order (it may have moved on since it was listed)."""
+        decisions: list[Transition | None] = []
+
+        def decide(order: Order) -> Transition | None:
+            decisions.append(domain.reject_overdue(order, self.deadline, now))
+            return decisions[-1]
+
+        self._transition(order_id, decide)
+        return decisions[-1] is not None  # the last decision is the one stored
 
     def remember_user(self, user_id: str, email: str) -> None:
         self.repository.remember_user(user_id, email)
