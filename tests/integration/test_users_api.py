@@ -97,12 +97,35 @@ def test_registering_twice_is_409_already_registered_and_keeps_the_profile(
     assert receive_all(aws.queue_urls["orders"]) == []  # no second UserRegistered
 
 
+@pytest.mark.parametrize("email_verified", ["false", None], ids=["false", "absent"])
+def test_a_token_whose_email_is_not_verified_is_403_email_not_verified_and_registers_nothing(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, email_verified: str | None
+) -> None:
+    """A customer who changed their own email attribute to someone else's and signed in again
+    holds a token saying ``email_verified: false`` (or, from a client that cannot read the
+    claim, nothing): the shop must not write to that address a name the customer chose."""
+    users = runtimes["users"]
+    event = api_event("api-users-create", body={"name": "Your bank"})
+    claims = event["requestContext"]["authorizer"]["claims"]
+    claims.pop("email_verified")
+    if email_verified is not None:
+        claims["email_verified"] = email_verified
+
+    response = users.http(api.handler, event)
+
+    assert response.status == 403
+    assert response.body == {"code": "email_not_verified", "message": response.body["message"]}
+    assert "verif" in response.body["message"]
+    assert mongo_client[users.env["MONGODB_DATABASE"]]["users"].count_documents({}) == 0
+    assert receive_all(aws.queue_urls["orders"]) == []  # no UserRegistered, so no welcome email
+
+
 def test_two_callers_with_one_email_in_any_case_each_get_a_profile(runtimes: dict[str, ServiceRuntime]) -> None:
     """Cognito keeps emails unique within the pool; two subs with one email happen only when a
     Cognito user was deleted and the email signed up again, and that person must not be locked out."""
     users = runtimes["users"]
-    before = Caller(user_id="former-sub", email="Grace@Example.com", is_staff=False)
-    after = Caller(user_id="new-sub", email="grace@example.COM", is_staff=False)
+    before = Caller(user_id="former-sub", email="Grace@Example.com", is_staff=False, email_verified=True)
+    after = Caller(user_id="new-sub", email="grace@example.COM", is_staff=False, email_verified=True)
 
     responses = [users.http(api.handler, api_event("api-users-create", caller=caller)) for caller in (before, after)]
 
