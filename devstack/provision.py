@@ -90,8 +90,16 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
     return done
 
 
-# The user pool settings that shape sign-up and sign-in, named as CreateUserPool names them.
-USER_POOL_SETTINGS = ("UsernameAttributes", "UsernameConfiguration", "AutoVerifiedAttributes", "Policies")
+# The user pool and app client settings that shape sign-up, sign-in and tokens, named as CreateUserPool and
+# CreateUserPoolClient name them (moto puts in ID tokens only the standard attributes of ReadAttributes).
+USER_POOL_SETTINGS = (
+    "UsernameAttributes",
+    "UsernameConfiguration",
+    "AutoVerifiedAttributes",
+    "UserAttributeUpdateSettings",
+    "Policies",
+)
+USER_POOL_CLIENT_SETTINGS = ("ExplicitAuthFlows", "ReadAttributes", "WriteAttributes")
 
 
 def _provision_user_pools(template: Template, cognito: Any, resolver: Resolver, done: Provisioned) -> None:
@@ -110,7 +118,7 @@ def _provision_user_pools(template: Template, cognito: Any, resolver: Resolver, 
             UserPoolId=resolved["UserPoolId"],
             ClientName=resolved.get("ClientName", name),
             GenerateSecret=bool(resolved.get("GenerateSecret", False)),
-            ExplicitAuthFlows=resolved.get("ExplicitAuthFlows", []),
+            **{key: value for key, value in resolved.items() if key in USER_POOL_CLIENT_SETTINGS},
         )["UserPoolClient"]
         resolver.resources[name] = Attributes(client["ClientId"])
         done.user_pool_clients[name] = {"id": client["ClientId"], "user_pool_id": resolved["UserPoolId"]}

@@ -24,15 +24,20 @@ from shop_common.identity import STAFF_GROUP, Caller
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
-# The callers of the sample events: a customer (every signed-in sample but the PUT) and a staff member.
-ADA = Caller(user_id="3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60", email="Ada@Example.com", is_staff=False)
-GRACE = Caller(user_id="9d4c2b1a-6e5f-4a3b-8c7d-0e1f2a3b4c5d", email="grace@example.com", is_staff=True)
+# The callers of the sample events: a customer (every signed-in sample but the PUT) and a staff member,
+# each with the email they verified at sign-up.
+ADA = Caller(
+    user_id="3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60", email="Ada@Example.com", is_staff=False, email_verified=True
+)
+GRACE = Caller(
+    user_id="9d4c2b1a-6e5f-4a3b-8c7d-0e1f2a3b4c5d", email="grace@example.com", is_staff=True, email_verified=True
+)
 
 
 def customer(name: str = "customer") -> Caller:
-    """A new signed-in customer, unknown to every service."""
+    """A new signed-in customer with a verified email, unknown to every service."""
     user_id = str(uuid.uuid4())
-    return Caller(user_id=user_id, email=f"{name}-{user_id[:8]}@example.com", is_staff=False)
+    return Caller(user_id=user_id, email=f"{name}-{user_id[:8]}@example.com", is_staff=False, email_verified=True)
 
 
 def staff_member() -> Caller:
@@ -41,8 +46,9 @@ def staff_member() -> Caller:
 
 def claims_of(caller: Caller) -> dict[str, str]:
     """The claims API Gateway's Cognito authorizer passes on for the caller's ID token: every value
-    a string, ``cognito:groups`` included."""
-    claims = {"sub": caller.user_id, "email": caller.email, "email_verified": "true", "token_use": "id"}
+    a string, ``email_verified`` and ``cognito:groups`` included."""
+    email_verified = "true" if caller.email_verified else "false"
+    claims = {"sub": caller.user_id, "email": caller.email, "email_verified": email_verified, "token_use": "id"}
     if caller.is_staff:
         claims["cognito:groups"] = STAFF_GROUP
     return claims

@@ -227,7 +227,10 @@ def test_a_route_behind_the_authorizer_answers_401_without_a_valid_id_token(stac
 
 
 def test_the_function_gets_the_claims_of_a_valid_id_token(stack: RunningStack) -> None:
-    minted = id_token(**valid_claims(stack), email="Minted@Example.com", **{"cognito:groups": ["staff"]})
+    # email_verified a JSON boolean, as Cognito writes it: the function gets "true", as API Gateway passes it
+    minted = id_token(
+        **valid_claims(stack), email="Minted@Example.com", email_verified=True, **{"cognito:groups": ["staff"]}
+    )
 
     response, body = request(
         stack.description["api_url"],

@@ -7,16 +7,19 @@ timeouts), so a redrive after 5 receives takes seconds.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
+from devstack.demo import LOCAL_PASSWORD, Api
 from devstack.provision import aws_client
 from tests.e2e.running_stack import RunningStack, eventually
 
@@ -91,6 +94,58 @@ def test_saga_over_http(stack: RunningStack) -> None:
     assert stack.call("GET", "/nowhere")[0] == 404
     assert stack.call("DELETE", "/users")[0] == 405
     assert stack.call("GET", f"/users/{user['user_id']}")[0] == 401  # not signed in
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, unverified (the stack's authorizer verifies; this only reads)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@pytest.mark.parametrize("email_verified", ["false", "absent"])
+def test_an_email_changed_by_its_user_and_not_verified_registers_no_profile(
+    stack: RunningStack, email_verified: str
+) -> None:
+    """The attack of issue 15: a customer sets their own ``email`` to someone else's with
+    UpdateUserAttributes, signs in again and registers, for the shop to write to that address.
+    moto 5.2.5 applies the change at once and keeps ``email_verified`` as it was (it implements
+    neither the pool's AttributesRequireVerificationBeforeUpdate nor the app client's
+    WriteAttributes), so the token is the one Cognito gives without those settings: "false" for a
+    verified user whose email changed (set here as Cognito would set it), absent for a user no one
+    ever vouched for."""
+    cognito = aws_client("cognito-idp", stack.description["aws_endpoint_url"])
+    pool_id, client_id = stack.description["user_pool_id"], stack.description["user_pool_client_id"]
+    attacker, victim = (f"e2e-{who}-{uuid.uuid4().hex[:8]}@example.com" for who in ("attacker", "victim"))
+
+    def signed_in(email: str) -> dict[str, str]:
+        result = cognito.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": email, "PASSWORD": LOCAL_PASSWORD},
+        )
+        return dict(result["AuthenticationResult"])
+
+    if email_verified == "false":
+        stack.sign_in(email=attacker)  # the contract's sign-up: an administrator vouched for the address
+        assert token_claims(signed_in(attacker)["IdToken"])["email_verified"] == "true"
+    else:
+        cognito.sign_up(ClientId=client_id, Username=attacker, Password=LOCAL_PASSWORD)
+        cognito.admin_confirm_sign_up(UserPoolId=pool_id, Username=attacker)
+    cognito.update_user_attributes(
+        AccessToken=signed_in(attacker)["AccessToken"], UserAttributes=[{"Name": "email", "Value": victim}]
+    )
+    if email_verified == "false":
+        cognito.admin_update_user_attributes(
+            UserPoolId=pool_id, Username=victim, UserAttributes=[{"Name": "email_verified", "Value": "false"}]
+        )
+    token = signed_in(victim)["IdToken"]
+    claims = token_claims(token)
+    assert (claims["email"], claims.get("email_verified", "absent")) == (victim, email_verified)
+
+    status, body = Api(stack.description["api_url"], token).call("POST", "/users", {"name": "Your bank"})
+
+    assert (status, body["code"]) == (403, "email_not_verified")
+    assert Api(stack.description["api_url"], token).call("GET", f"/users/{claims['sub']}")[0] == 404
 
 
 def test_poison_message_reaches_its_dead_letter_queue_and_is_redriven(stack: RunningStack) -> None:

@@ -3,12 +3,18 @@ Callers register their own profile: its id is the token's sub, its email the tok
 
 from __future__ import annotations
 
+import gzip
 import json
+from pathlib import Path
 
 import boto3
+import moto.cognitoidp
 import pytest
+from joserfc.jwk import KeySet
 from pymongo import MongoClient
 
+from devstack.authorizer import CognitoAuthorizer
+from devstack.demo import sign_in
 from shop_common.identity import Caller
 from tests.conftest import AwsResources
 from tests.support import ADA, GRACE, Response, ServiceRuntime, api_event, customer, staff_member
@@ -97,12 +103,62 @@ def test_registering_twice_is_409_already_registered_and_keeps_the_profile(
     assert receive_all(aws.queue_urls["orders"]) == []  # no second UserRegistered
 
 
+@pytest.mark.parametrize("email_verified", ["false", None], ids=["false", "absent"])
+def test_a_token_whose_email_is_not_verified_is_403_email_not_verified_and_registers_nothing(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, email_verified: str | None
+) -> None:
+    """A customer who changed their own email attribute to someone else's and signed in again
+    holds a token saying ``email_verified: false`` (or, from a client that cannot read the
+    claim, nothing): the shop must not write to that address a name the customer chose."""
+    users = runtimes["users"]
+    event = api_event("api-users-create", body={"name": "Your bank"})
+    claims = event["requestContext"]["authorizer"]["claims"]
+    claims.pop("email_verified")
+    if email_verified is not None:
+        claims["email_verified"] = email_verified
+
+    response = users.http(api.handler, event)
+
+    assert response.status == 403
+    assert response.body == {"code": "email_not_verified", "message": response.body["message"]}
+    assert "verif" in response.body["message"]
+    assert mongo_client[users.env["MONGODB_DATABASE"]]["users"].count_documents({}) == 0
+    assert receive_all(aws.queue_urls["orders"]) == []  # no UserRegistered, so no welcome email
+
+
+def test_a_user_signed_up_as_locally_registers_with_the_claims_of_the_local_pools_id_token(
+    runtimes: dict[str, ServiceRuntime],
+) -> None:
+    """The local sign-up (devstack's, for the demo and `devstack token`) on the pool provisioned from
+    the template, its ID token verified as the local API verifies it: the app client's
+    ReadAttributes reached moto, so the token says the email is verified."""
+    cognito = boto3.client("cognito-idp")
+    [pool] = cognito.list_user_pools(MaxResults=1)["UserPools"]
+    [client] = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=1)["UserPoolClients"]
+    stack = {"aws_endpoint_url": None, "user_pool_id": pool["Id"], "user_pool_client_id": client["ClientId"]}
+    with gzip.open(Path(moto.cognitoidp.__file__).parent / "resources" / "jwks-public.json.gz") as public:
+        authorizer = CognitoAuthorizer(KeySet.import_key_set(json.load(public)), pool["Id"], {client["ClientId"]})
+
+    claims = authorizer.claims("Bearer " + sign_in(stack, "Pool@Example.com"))
+    assert claims is not None
+    event = api_event("api-users-create")
+    event["requestContext"]["authorizer"] = {"claims": claims}
+    response = runtimes["users"].http(api.handler, event)
+
+    assert claims["email_verified"] == "true"
+    assert (response.status, response.body["user_id"], response.body["email"]) == (
+        201,
+        claims["sub"],
+        "pool@example.com",
+    )
+
+
 def test_two_callers_with_one_email_in_any_case_each_get_a_profile(runtimes: dict[str, ServiceRuntime]) -> None:
     """Cognito keeps emails unique within the pool; two subs with one email happen only when a
     Cognito user was deleted and the email signed up again, and that person must not be locked out."""
     users = runtimes["users"]
-    before = Caller(user_id="former-sub", email="Grace@Example.com", is_staff=False)
-    after = Caller(user_id="new-sub", email="grace@example.COM", is_staff=False)
+    before = Caller(user_id="former-sub", email="Grace@Example.com", is_staff=False, email_verified=True)
+    after = Caller(user_id="new-sub", email="grace@example.COM", is_staff=False, email_verified=True)
 
     responses = [users.http(api.handler, api_event("api-users-create", caller=caller)) for caller in (before, after)]
 

@@ -78,6 +78,28 @@ def test_staff_are_the_members_of_the_staff_group(claim: str | None, is_staff: b
     assert caller_of(event_with(claims)) == Caller(user_id=SUB, email="a@example.com", is_staff=is_staff)
 
 
+@pytest.mark.parametrize(
+    ("claim", "verified"),
+    [
+        ("true", True),  # as API Gateway passes the token's boolean on
+        (True, True),  # the token's own form
+        ("false", False),  # the email was changed and not verified since
+        (False, False),
+        (None, False),  # absent: nothing proves the address
+        ("True", False),
+        ("1", False),
+        ("yes", False),
+        ("", False),
+        (["true"], False),
+    ],
+)
+def test_only_a_true_email_verified_claim_makes_the_email_verified(claim: Any, verified: bool) -> None:
+    claims = {"sub": SUB, "email": "a@example.com"}
+    if claim is not None:
+        claims["email_verified"] = claim
+    assert caller_of(event_with(claims)).email_verified is verified
+
+
 def test_a_customer_may_see_their_own_and_staff_anyones() -> None:
     customer = Caller(user_id="u1", email="u1@example.com", is_staff=False)
     staff = Caller(user_id="s1", email="s1@example.com", is_staff=True)

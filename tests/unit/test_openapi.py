@@ -17,6 +17,8 @@ from tools import openapi
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract.md"
 ROUTE = re.compile(r"`(GET|POST|PUT|DELETE) (/[^`?\s]*)")
+# A rule of the Identity section about one route: "- `POST /users` with a token ...: `403 email_not_verified`".
+IDENTITY_RULE = re.compile(r"^- `(GET|POST|PUT|DELETE) (/[^`?\s]*)`(.*(?:\n  .*)*)", re.MULTILINE)
 # Routes of contract version 3 that a later issue builds; each goes with that issue.
 PENDING = {
     (
@@ -55,17 +57,21 @@ def template_routes() -> dict[tuple[str, str], bool]:
     return routes
 
 
+def contract_section(heading: str) -> str:
+    return CONTRACT.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
 def contract_table(heading: str) -> list[list[str]]:
     """The rows (cells) of the first table under ``## heading`` in the contract."""
-    section = CONTRACT.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    rows = [line for line in contract_section(heading).splitlines() if line.startswith("| `")]
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
 
 
 def contract_statuses() -> dict[tuple[str, str], set[int]]:
     """Every status the contract gives each route: its success and errors (HTTP API table), the
     Identity table's (401 without a token, 403 for a route the caller may not use, 404 for what
-    is another user's), 429 and 503 anywhere, and 400/413/422 for a body that cannot be taken."""
+    is another user's) and its rules about one route (403 for an unverified email on POST /users),
+    429 and 503 anywhere, and 400/413/422 for a body that cannot be taken."""
     statuses: dict[tuple[str, str], set[int]] = {}
     for route_cell, success, errors in contract_table("HTTP API"):
         route = ROUTE.search(route_cell)
@@ -85,6 +91,8 @@ def contract_statuses() -> dict[tuple[str, str], set[int]]:
                 statuses[(method, path)].add(403)
             if "or staff" in who:
                 statuses[(method, path)].add(404)
+    for method, path, answer in IDENTITY_RULE.findall(contract_section("Identity")):
+        statuses[(method, path)] |= {int(code) for code in re.findall(r"\b[2-5]\d\d\b", answer)}
     return statuses
 
 

@@ -198,6 +198,31 @@ def test_the_user_pool_signs_in_by_email_with_a_strong_password_and_has_a_staff_
     assert outputs["UserPoolClientId"]["Value"] == {"Ref": client_id}
 
 
+def user_pool() -> dict[str, Any]:
+    [pool] = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Cognito::UserPool"]
+    return dict(pool)
+
+
+def app_client() -> dict[str, Any]:
+    [client] = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Cognito::UserPoolClient"]
+    return dict(client)
+
+
+def test_a_changed_email_takes_effect_only_once_its_owner_verified_it() -> None:
+    """Without this, a customer's UpdateUserAttributes puts anyone's address in their next token."""
+    pool = user_pool()
+    assert pool["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
+    assert "email" in pool["AutoVerifiedAttributes"]  # CloudFormation requires it with the setting above
+
+
+def test_the_app_client_writes_no_email_or_verification_and_its_id_tokens_say_whether_the_email_is_verified() -> None:
+    client = app_client()
+    written = client["WriteAttributes"]
+    assert written  # unset or empty, every standard attribute is writable by the user
+    assert {"email", "email_verified", "phone_number_verified"}.isdisjoint(written)
+    assert {"email", "email_verified"} <= set(client["ReadAttributes"])  # what POST /users reads
+
+
 def test_the_default_authorizer_is_the_user_pool_and_only_the_catalog_is_public() -> None:
     auth = API["Auth"]
     authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]

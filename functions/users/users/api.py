@@ -25,11 +25,19 @@ UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 @app.post(
     "/users",
     summary="Register the caller's own profile",
-    description="The id is the token's `sub`, the email the token's email, lower-cased.",
+    description=(
+        "The id is the token's `sub`, the email the token's email, lower-cased; the token's `email_verified` "
+        "must be true."
+    ),
     security=SIGNED_IN,
     responses={
         **created("The caller's profile."),
-        **errors(401, (409, "`already_registered`: the caller has a profile already."), *BODY_ERRORS),
+        **errors(
+            401,
+            (403, "`email_not_verified`: the token's `email_verified` claim is not true."),
+            (409, "`already_registered`: the caller has a profile already."),
+            *BODY_ERRORS,
+        ),
     },
 )
 @tracer.capture_method

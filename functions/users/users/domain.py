@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from shop_common.clock import iso
-from shop_common.errors import Conflict, NotFound
+from shop_common.errors import Conflict, Forbidden, NotFound
 from shop_common.events import UserRegistered, UserRegisteredData, new_event
 from shop_common.identity import Caller
 
@@ -21,6 +21,15 @@ class AlreadyRegistered(Conflict):
 
     def __init__(self) -> None:
         super().__init__("You have registered your profile already.")
+
+
+class EmailNotVerified(Forbidden):
+    """The token's email is not one its owner proved: a user may have set it to anyone's."""
+
+    code = "email_not_verified"
+
+    def __init__(self) -> None:
+        super().__init__("Your email address is not verified: verify it, sign in again, then register.")
 
 
 class UserNotFound(NotFound):

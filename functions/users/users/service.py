@@ -6,7 +6,7 @@ from shop_common.clock import utc_now
 from shop_common.identity import Caller
 from shop_common.outbox import Outbox
 from users import domain
-from users.domain import NewUser, User, UserNotFound
+from users.domain import EmailNotVerified, NewUser, User, UserNotFound
 from users.repository import UsersRepository
 
 
@@ -17,7 +17,10 @@ class UsersService:
 
     def register(self, caller: Caller, request: NewUser, correlation_id: str) -> User:
         """Store the caller's profile with its UserRegistered, then publish it; a second
-        registration of the same caller is AlreadyRegistered."""
+        registration of the same caller is AlreadyRegistered. Only a verified email becomes a
+        profile's: the shop writes to it, with the name the caller chose."""
+        if not caller.email_verified:
+            raise EmailNotVerified()
         user, event = domain.register(caller, request, correlation_id, utc_now())
         pending = self.repository.insert(user, event)
         self.outbox.flush(self.repository.users, user.user_id, [pending])

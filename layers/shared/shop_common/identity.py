@@ -31,6 +31,8 @@ class Caller:
     user_id: str  # the token's sub
     email: str  # the token's email, as the token has it
     is_staff: bool
+    # Whether the token says its owner proved the email theirs; unproven unless it says so.
+    email_verified: bool = False
 
     def may_see(self, owner_id: str) -> bool:
         """Whether the caller may read or act on what belongs to user ``owner_id``: their own, or
@@ -46,7 +48,18 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
         raise _unauthenticated()
     if not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL_LENGTH:
         raise _unauthenticated()
-    return Caller(user_id=user_id, email=email, is_staff=STAFF_GROUP in groups_of(claims.get("cognito:groups")))
+    return Caller(
+        user_id=user_id,
+        email=email,
+        is_staff=STAFF_GROUP in groups_of(claims.get("cognito:groups")),
+        email_verified=_is_true(claims.get("email_verified")),
+    )
+
+
+def _is_true(claim: Any) -> bool:
+    """Whether a boolean claim is true: the token holds a JSON boolean, API Gateway passes it on as
+    the string ``"true"``. Anything else, absent included, is false."""
+    return claim is True or claim == "true"
 
 
 def groups_of(claim: Any) -> frozenset[str]:
