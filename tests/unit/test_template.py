@@ -215,11 +215,12 @@ def test_a_changed_email_takes_effect_only_once_its_owner_verified_it() -> None:
     assert "email" in pool["AutoVerifiedAttributes"]  # CloudFormation requires it with the setting above
 
 
-def test_the_app_client_writes_no_email_or_verification_and_its_id_tokens_say_whether_the_email_is_verified() -> None:
+def test_the_app_client_writes_no_verification_and_its_id_tokens_say_whether_the_email_is_verified() -> None:
     client = app_client()
     written = client["WriteAttributes"]
     assert written  # unset or empty, every standard attribute is writable by the user
-    assert {"email", "email_verified", "phone_number_verified"}.isdisjoint(written)
+    assert sorted(written) == ["email", "name"]  # an email changed takes effect once verified (the pool's setting)
+    assert {"email_verified", "phone_number_verified"}.isdisjoint(written)
     assert {"email", "email_verified"} <= set(client["ReadAttributes"])  # what POST /users reads
 
 
