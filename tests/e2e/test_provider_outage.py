@@ -22,7 +22,7 @@ from devstack.stripe_server import API_KEY, StripeServer
 from tests.conftest import LocalStripe
 from tests.e2e.running_stack import RunningStack, eventually, running_stack
 from tests.integration.test_payments import Stripe
-from tests.integration.test_payments_provider_faults import StripeProxy
+from tests.stripe_proxy import StripeProxy
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,6 @@ Through the real payments queue of the template (moto: visibility timeout 360 s,
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -38,19 +37,10 @@ from tests.integration.test_payments import (
     status_of,
     types_of,
 )
-from tests.integration.test_payments_provider_faults import StripeProxy
+from tests.stripe_proxy import StripeProxy
 from tests.support import ServiceRuntime, envelope, failed_ids, sqs_record
 
 PAYMENTS_QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:{name}"
-
-
-@pytest.fixture
-def proxy(localstripe: LocalStripe) -> Iterator[StripeProxy]:
-    server = StripeProxy(localstripe.url)
-    threading.Thread(target=server.serve_forever, name="stripe-proxy", daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

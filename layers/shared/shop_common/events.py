@@ -1,4 +1,4 @@
-"""The event envelope and every event of the contract (contract version 2; every event is at
+"""The event envelope and every event of the contract (contract version 3; every event is at
 event_version 1), as pydantic models.
 
 Producers build events with :func:`new_event`; consumers parse with ``DomainEvent``
