@@ -48,7 +48,7 @@ class LocalQueue:
         self._backend: SQSBackend = sqs_backends[ACCOUNT_ID][REGION]
         attributes = self._backend.get_queue_attributes(self.name, ["VisibilityTimeout"])
         self.visibility_timeout = int(attributes["VisibilityTimeout"])  # as provisioned
-        dead_letter_queue = self._backend.get_queue(self.name).dead_letter_queue  # type: ignore[attr-defined]
+        dead_letter_queue = self._backend.get_queue(self.name).dead_letter_queue
         self.dead_letter_queue_name: str | None = dead_letter_queue.name if dead_letter_queue else None
         if dead_letter_queue is not None:
             with _dead_letters_lock:  # what is there already was not moved by this stack's receives
@@ -57,7 +57,7 @@ class LocalQueue:
     def moved_to_dead_letter_queue(self) -> list[dict[str, str]]:
         """The messages moved to this queue's dead-letter queue since a poller of it last asked,
         as {"MessageId", "Body", "ApproximateReceiveCount"}."""
-        dead_letter_queue = self._backend.get_queue(self.name).dead_letter_queue  # type: ignore[attr-defined]
+        dead_letter_queue = self._backend.get_queue(self.name).dead_letter_queue
         if dead_letter_queue is None:
             return []
         with _dead_letters_lock:

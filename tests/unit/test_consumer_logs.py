@@ -36,7 +36,7 @@ class Consumer:
     def __init__(self, handle_event: Callable[[Any], None] = handle) -> None:
         self.stream = io.StringIO()
         logger = Logger(service=f"consumer-{uuid.uuid4().hex[:8]}", level="DEBUG", stream=self.stream)
-        self.handler = make_sqs_handler(handle_event, logger)
+        self.handler: Callable[[dict[str, Any], Any], Any] = make_sqs_handler(handle_event, logger)
 
     def consume(self, *bodies: str) -> tuple[list[str], list[str]]:
         """The batch's message ids, and those reported failed."""

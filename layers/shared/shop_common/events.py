@@ -38,6 +38,7 @@ StockLevel = Annotated[int, Field(strict=True, ge=0, le=MAX_AVAILABLE)]
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[a-z]{3}$")]
 Source = Literal["users", "orders", "inventory", "payments"]
+CorrelationId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Model(BaseModel):
@@ -130,7 +131,7 @@ class EventEnvelope(_Model):
     event_id: uuid.UUID
     event_version: Literal[1]
     occurred_at: AwareDatetime
-    correlation_id: str = Field(min_length=1, max_length=200)
+    correlation_id: CorrelationId
     source: Source
 
 
@@ -241,7 +242,7 @@ def parse_event(body: str | bytes) -> DomainEvent:
 class _CorrelatedBody(BaseModel):
     """The envelope's correlation id alone, read from a body that is not a valid event."""
 
-    correlation_id: str = EventEnvelope.model_fields["correlation_id"]
+    correlation_id: CorrelationId
 
 
 def claimed_correlation_id(body: str | bytes) -> str | None:
