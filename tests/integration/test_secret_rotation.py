@@ -89,6 +89,21 @@ def test_a_rotated_connection_string_is_read_again_after_its_max_age_and_the_cli
     assert client_in(users) is second
 
 
+def test_a_secret_that_cannot_be_read_again_keeps_the_value_in_use(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_uri: str, clock: Clock
+) -> None:
+    secret_arn = new_secret(mongo_uri)
+    users = ServiceRuntime({**runtimes["users"].env, "MONGODB_URI": "", "MONGODB_SECRET_ID": secret_arn})
+    assert register(users) == 201
+    first = client_in(users)
+
+    boto3.client("secretsmanager").delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
+    clock.advance(secrets.SECRET_MAX_AGE_SECONDS + 1)
+
+    assert register(users) == 201  # Secrets Manager failing is no reason to drop a connection that works
+    assert client_in(users) is first
+
+
 def test_a_rotated_stripe_key_is_read_again_after_its_max_age_and_the_provider_rebuilt(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources, localstripe: LocalStripe, clock: Clock
 ) -> None:

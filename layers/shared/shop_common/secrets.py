@@ -84,7 +84,9 @@ class SecretCache:
                 renewed = _read_now(secret_id)
             except Exception:
                 # The value in use may well be valid still: kept, and read again after another max age.
-                logger.warning("Could not read a secret again; its value is kept", extra={"secret_id": secret_id})
+                logger.warning(
+                    "Could not read a secret again; its value is kept", extra={"secret_id": secret_id}, exc_info=True
+                )
                 renewed = SecretRead(old.value, old.version, now)
             with self._lock:
                 self._reads[secret_id] = renewed
