@@ -60,6 +60,14 @@ class SqsPoller(threading.Thread):
 
     def poll_once(self) -> None:
         messages = self.source.receive(self.batch_size, wait_seconds=1)
+        for moved in self.source.moved_to_dead_letter_queue():  # by SQS, during that receive
+            event_type, about, correlation = _summary(moved["Body"])
+            console.line(
+                "SQS",
+                f"{self.runner.spec.name} {event_type} {about} moved to the dead-letter queue"
+                f" {self.source.dead_letter_queue_name} after {moved['ApproximateReceiveCount']} receives"
+                f" corr={correlation}",
+            )
         if not messages:
             return
         invocation = self.runner.invoke({"Records": [sqs_record(message, self.queue_arn) for message in messages]})

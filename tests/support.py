@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+import logging
 import os
 import sys
 import uuid
@@ -288,3 +290,40 @@ def envelope(event_type: str, source: str, data: dict[str, Any], correlation_id:
             "data": data,
         }
     )
+
+
+class ServiceLogs:
+    """The lines the services' Powertools loggers wrote, as they would reach CloudWatch."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def lines(self) -> list[str]:
+        return self.stream.getvalue().splitlines()
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines()]
+
+
+@contextmanager
+def service_logs(level: int = logging.DEBUG) -> Iterator[ServiceLogs]:
+    """Every line the services' Powertools loggers (and their children) write meanwhile, at
+    ``level`` and above: their own handler and formatter, writing to a buffer instead of stdout."""
+    captured = ServiceLogs()
+    loggers = [item for item in logging.root.manager.loggerDict.values() if isinstance(item, logging.Logger)]
+    services = [item for item in loggers if getattr(item, "powertools_handler", None) is not None]
+    names = {service.name for service in services}
+    levels = {item: item.level for item in loggers if item.name in names or item.name.rpartition(".")[0] in names}
+    handlers: list[logging.StreamHandler[Any]] = [service.powertools_handler for service in services]  # type: ignore[attr-defined]
+    streams = {handler: handler.stream for handler in handlers}
+    for handler in handlers:
+        handler.setStream(captured.stream)
+    for item in levels:
+        item.setLevel(level)
+    try:
+        yield captured
+    finally:
+        for item, previous in levels.items():
+            item.setLevel(previous)
+        for handler, stream in streams.items():
+            handler.setStream(stream)

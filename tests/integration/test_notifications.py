@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import traceback
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,7 +31,7 @@ from notifications.mailer import EmailNotSent
 from notifications.repository import ClaimHeld
 from shop_common.clock import utc_now
 from tests.conftest import SENDER, AwsResources
-from tests.support import ServiceRuntime, sample_event
+from tests.support import ServiceRuntime, sample_event, service_logs
 
 USER = "3f2b6c1e-8a4d-4e57-9d0a-1b2c3d4e5f60"
 ORDER = "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -210,6 +211,29 @@ def test_failed_ses_call_is_retried_without_a_second_email(
     assert [email.destinations["ToAddresses"] for email in sent_emails()] == [["warm@example.com"], ["ada@example.com"]]
 
 
+def test_an_ses_refusal_naming_the_recipient_is_raised_and_logged_without_the_address(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    notifications = runtimes["notifications"]
+    notifications.invoke(notifications_app.handler, sns_event(registered("warm@example.com")))  # warm container
+    ses = notifications_app.dependencies().mailer._ses
+    message = "Email address is not verified. The following identities failed the check: ada@example.com"
+    rejected = ClientError({"Error": {"Code": "MessageRejected", "Message": message}}, "SendEmail")
+
+    with (
+        service_logs() as logs,
+        mock.patch.object(ses, "send_email", side_effect=rejected),
+        pytest.raises(EmailNotSent) as raised,
+    ):
+        notifications.invoke(notifications_app.handler, sns_event(registered()))
+
+    # what Lambda's runtime logs of an error that fails the invocation: its message and its chain
+    assert "MessageRejected" in str(raised.value)
+    chain = "".join(traceback.format_exception(raised.value))
+    assert "ada@example.com" not in chain
+    assert [line for line in logs.lines() if "ada@example.com" in line] == []
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -227,6 +251,30 @@ def test_invalid_messages_fail_and_send_nothing(
     with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
         notifications.invoke(notifications_app.handler, sns_event(message))
     assert len(sent_emails()) == 1
+
+
+def test_an_invalid_message_is_logged_with_why_under_its_own_correlation_id_and_without_its_content(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources
+) -> None:
+    notifications = runtimes["notifications"]
+    unnamed = registered("private.person@example.com")
+    unnamed["data"] = {**unnamed["data"], "name": "", "user_id": None}
+    unparseable = '{"email": "private.person@example.com", "name": "Private Person"'
+
+    with service_logs() as logs:
+        notifications.invoke(notifications_app.handler, sns_event(registered()))  # a flow of its own: corr-mail
+        for message in ({**unnamed, "correlation_id": "corr-unnamed"}, unparseable):
+            with pytest.raises(ValueError) as raised:
+                notifications.invoke(notifications_app.handler, sns_event(message))
+            assert "private" not in "".join(traceback.format_exception(raised.value)).lower()  # the runtime logs it
+
+    invalid = [record for record in logs.records() if record["message"].startswith("Invalid event message")]
+    assert [record.get("correlation_id") for record in invalid] == ["corr-unnamed", None]
+    assert [sorted(error["type"] for error in record["errors"]) for record in invalid] == [
+        ["string_too_short", "string_type"],
+        ["json_invalid"],
+    ]
+    assert [line for line in logs.lines() if "private" in line.lower()] == []
 
 
 def test_sample_event_sends_the_confirmation(runtimes: dict[str, ServiceRuntime], aws: AwsResources) -> None:

@@ -5,8 +5,9 @@ each step."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,17 @@ from payments import consumer as payments_consumer
 from shop_common.clock import utc_now
 from tests.conftest import AwsResources, LocalStripe
 from tests.integration.test_payments import Stripe
-from tests.support import ADA, ServiceRuntime, api_event, deliver_all, deliver_sns, received_events
+from tests.support import (
+    ADA,
+    ServiceLogs,
+    ServiceRuntime,
+    api_event,
+    deliver_all,
+    deliver_sns,
+    received_events,
+    sample_event,
+    service_logs,
+)
 from users import api as users_api
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -194,6 +205,32 @@ def test_an_order_the_stock_cannot_cover_is_rejected_naming_the_sku_and_never_ch
     assert shop.stripe.intents(order_id) == []
     assert subjects()[1:] == [f"We could not accept your order {order_id[:8]}"]
     assert all(dead_letter_queue_is_empty(aws, name) for name in ("orders", "inventory", "payments"))
+
+
+@pytest.fixture
+def logs() -> Iterator[ServiceLogs]:
+    """Every service's log lines at DEBUG, from before the ``shop`` fixture registers the customer
+    (requested before it)."""
+    with service_logs() as captured:
+        yield captured
+
+
+def test_no_log_line_of_a_whole_saga_carries_the_customers_email_name_or_token(logs: ServiceLogs, shop: Shop) -> None:
+    order_id = shop.place(ITEMS, "pm_card_visa")
+    shop.settle()
+    assert shop.cancel(order_id).status == 200
+    shop.settle()
+    assert shop.order(order_id)["payment_status"] == "refunded"
+
+    registration = sample_event("api-users-create")
+    token = registration["headers"]["Authorization"].removeprefix("Bearer ")
+    name = json.loads(registration["body"])["name"]
+    secrets = [ADA.email.lower(), name.lower(), name.split()[-1].lower(), token.lower()]
+    # the lines of every step are there: registered, placed, decided, paid, refunded, emailed
+    messages = [record["message"] for record in logs.records()]
+    assert {"User registered", "Order placed", "Payment handled", "Order cancel requested"} <= set(messages)
+    assert messages.count("Email sent") == 4
+    assert [line for line in logs.lines() if any(secret in line.lower() for secret in secrets)] == []
 
 
 def dead_letter_queue_is_empty(aws: AwsResources, name: str) -> bool:

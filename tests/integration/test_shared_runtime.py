@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
@@ -15,9 +16,17 @@ from pymongo import MongoClient
 
 from devstack.mongod import free_port
 from orders.repository import OrdersRepository
-from shop_common import mongo, secrets
+from shop_common import container, mongo, secrets
 from shop_common.settings import ServiceSettings
 from tests.conftest import AwsResources
+
+
+@pytest.fixture(autouse=True)
+def fresh_container() -> Iterator[None]:
+    """Each test in a container of its own: nothing read before it is cached (secrets included)."""
+    container.release_all()
+    yield
+    container.release_all()
 
 
 def test_connection_string_comes_from_the_services_secret_when_no_uri_is_set(aws: AwsResources, mongo_uri: str) -> None:
@@ -83,7 +92,8 @@ def test_the_secrets_extension_is_used_when_the_function_has_it(monkeypatch: pyt
     settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
     try:
         assert mongo.connection_string(settings) == "mongodb://from-extension:27017"
-        monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")  # the extension refuses: fall back
+        container.release_all()  # another container, whose token the extension refuses: fall back
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")
         with mock.patch.object(secrets.secrets_provider(), "get", return_value="mongodb://sdk") as sdk:
             assert mongo.connection_string(settings) == "mongodb://sdk"
         sdk.assert_called_once()

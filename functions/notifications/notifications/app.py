@@ -28,7 +28,14 @@ from notifications.mailer import EmailNotSent, EmailOutcomeUnknown
 from notifications.repository import Claim
 from shop_common import snapstart
 from shop_common.clock import utc_now
-from shop_common.events import DomainEvent, PaymentRefunded, UserRegistered, parse_event
+from shop_common.events import (
+    DomainEvent,
+    PaymentRefunded,
+    UserRegistered,
+    claimed_correlation_id,
+    parse_event,
+    why_invalid,
+)
 from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
 from shop_common.runtime import seconds_left, within_invocation
 from shop_common.tracing import make_tracer
@@ -73,7 +80,8 @@ def notify(event: domain.NotifiedEvent) -> None:
         deps.repository.mark_unknown(event_id, str(error), utc_now())
         return
     metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=1)
-    logger.info("Email sent", extra={"to": email.to, "subject": email.subject, "message_id": message_id})
+    # Ids only: the address, and the name in the text, are the customer's own (event_type is logged already).
+    logger.info("Email sent", extra={"user_id": contact.user_id, "message_id": message_id})
     _record_sent(event_id, message_id)
 
 
@@ -110,12 +118,22 @@ def _outcome_unknown(message: str) -> None:
     metrics.add_metric(name="EmailOutcomeUnknown", unit=MetricUnit.Count, value=1)
 
 
+class InvalidEventMessage(ValueError):
+    """An SNS message that is not a valid event: where and why, never its content."""
+
+
 def _parse(message: str) -> DomainEvent:
     try:
         return parse_event(message)
-    except ValidationError:
-        logger.exception("Invalid event message; after the retries it goes to the dead-letter queue")
-        raise
+    except ValidationError as invalid:
+        errors = why_invalid(invalid)
+        logger.set_correlation_id(claimed_correlation_id(message))
+        logger.error(
+            "Invalid event message; after the retries it goes to the dead-letter queue", extra={"errors": errors}
+        )
+        # Not pydantic's error, which quotes the input: the runtime logs what fails the invocation.
+        why = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in errors)
+        raise InvalidEventMessage(f"Not a valid event: {why}") from None
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -124,6 +142,8 @@ def _parse(message: str) -> DomainEvent:
 @within_invocation
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     for record in parse(event=event, model=SnsModel).Records:
+        logger.remove_keys(["event_type", "event_id"])  # nothing of the flow the container handled last
+        logger.set_correlation_id(None)
         domain_event = _parse(str(record.Sns.Message))
         logger.set_correlation_id(domain_event.correlation_id)
         logger.append_keys(event_type=domain_event.event_type, event_id=str(domain_event.event_id))

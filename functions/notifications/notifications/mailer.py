@@ -49,7 +49,11 @@ class SesMailer:
                 },
             )
             return str(response["MessageId"])
-        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as error:
-            raise EmailNotSent(str(error)) from error
+        # SES's error messages may name the recipient (an address it refuses), and what fails the
+        # invocation is logged by the runtime with its chain: the error's code or type only.
+        except ClientError as error:
+            raise EmailNotSent(f"SES refused the email: {error.response['Error'].get('Code')}") from None
+        except (EndpointConnectionError, ConnectTimeoutError) as error:
+            raise EmailNotSent(f"SES could not be reached: {type(error).__name__}") from None
         except Exception as error:
             raise EmailOutcomeUnknown(f"{type(error).__name__}: {error}") from error

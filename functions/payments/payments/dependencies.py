@@ -64,7 +64,7 @@ def payment_provider(settings: PaymentSettings) -> StripeProvider:
 
 def stripe_api_key(settings: PaymentSettings) -> str:
     """``STRIPE_API_KEY`` if set, else the service's secret, read as every function reads its
-    connection string (the secrets extension when present, else Powertools, cached 5 minutes)."""
+    connection string (shop_common.secrets: a rotated key rebuilds the provider)."""
     if settings.stripe_api_key:
         return settings.stripe_api_key
     if not settings.stripe_secret_id:

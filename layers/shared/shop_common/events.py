@@ -14,7 +14,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from shop_common.clock import utc_now
 
@@ -37,6 +38,7 @@ StockLevel = Annotated[int, Field(strict=True, ge=0, le=MAX_AVAILABLE)]
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[a-z]{3}$")]
 Source = Literal["users", "orders", "inventory", "payments"]
+CorrelationId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Model(BaseModel):
@@ -129,7 +131,7 @@ class EventEnvelope(_Model):
     event_id: uuid.UUID
     event_version: Literal[1]
     occurred_at: AwareDatetime
-    correlation_id: str = Field(min_length=1, max_length=200)
+    correlation_id: CorrelationId
     source: Source
 
 
@@ -235,3 +237,24 @@ def new_event(
 def parse_event(body: str | bytes) -> DomainEvent:
     """Parse and validate one event body; raises ``pydantic.ValidationError`` if it is not one."""
     return domain_event_adapter.validate_json(body)
+
+
+class _CorrelatedBody(BaseModel):
+    """The envelope's correlation id alone, read from a body that is not a valid event."""
+
+    correlation_id: CorrelationId
+
+
+def claimed_correlation_id(body: str | bytes) -> str | None:
+    """The correlation id of a body that failed validation, if it is JSON carrying one: its log
+    line belongs to that flow."""
+    try:
+        return _CorrelatedBody.model_validate_json(body).correlation_id
+    except ValidationError:
+        return None
+
+
+def why_invalid(error: ValidationError) -> list[ErrorDetails]:
+    """What is wrong with a body, for a log line: where and why, without the input (a body may
+    carry a customer's email or name)."""
+    return error.errors(include_url=False, include_context=False, include_input=False)

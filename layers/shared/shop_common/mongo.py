@@ -2,8 +2,9 @@
 
 The client is created on first use and reused by every invocation of the container
 (MongoDB Atlas guidance for Lambda), until a SnapStart snapshot or restore closes it
-(shop_common.container). Timeouts fail fast: an API call should answer with an error in
-seconds, not hang for pymongo's default 30 s server selection.
+(shop_common.container) or its connection string's secret changes (shop_common.secrets).
+Timeouts fail fast: an API call should answer with an error in seconds, not hang for pymongo's
+default 30 s server selection.
 """
 
 from __future__ import annotations

@@ -91,19 +91,16 @@ def queue_settings(queue_arn: str) -> QueueSettings:
     return QueueSettings(int(attributes["VisibilityTimeout"]), int(max_receives) if max_receives else None)
 
 
-def back_off(record: Any, error: BaseException) -> bool:
-    """Extend the failed record's visibility by its backoff; True if the record is to be let go
+def back_off(queue_arn: str, receipt_handle: str, receives: int, error: BaseException) -> bool:
+    """Extend a failed record's visibility by its backoff; True if the record is to be let go
     instead (its owner resumes the work). A failure here leaves the queue's own timeout."""
-    receives = int(record.attributes.ApproximateReceiveCount)
     try:
-        redelivery = plan(receives, queue_settings(record.eventSourceARN), error)
+        redelivery = plan(receives, queue_settings(queue_arn), error)
         if redelivery.let_go:
             logger.warning("Receives used up; the service resumes this work itself", extra={"receives": receives})
             return True
         _sqs().change_message_visibility(
-            QueueUrl=queue_url(record.eventSourceARN),
-            ReceiptHandle=record.receiptHandle,
-            VisibilityTimeout=redelivery.delay_seconds,
+            QueueUrl=queue_url(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=redelivery.delay_seconds
         )
         logger.info("Record returns later", extra={"receives": receives, "delay_seconds": redelivery.delay_seconds})
     except Exception:

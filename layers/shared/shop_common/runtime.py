@@ -21,6 +21,7 @@ from pymongo.database import Database
 from shop_common.mongo import indexed_repository
 from shop_common.outbox import Outbox
 from shop_common.publisher import SnsPublisher
+from shop_common.secrets import renew_expired_secrets
 from shop_common.settings import ServiceSettings
 
 
@@ -40,12 +41,14 @@ _remaining_millis: ContextVar[Callable[[], int] | None] = ContextVar("remaining_
 
 def within_invocation(handler: Callable[[EventT, Any], ResultT]) -> Callable[[EventT, Any], ResultT]:
     """Wrap a Lambda handler so that shared code deep in the call (the outbox) can ask
-    ``seconds_left()`` instead of being handed the context through every layer."""
+    ``seconds_left()`` instead of being handed the context through every layer, and so that
+    secrets past their age are read again before the invocation starts (shop_common.secrets)."""
 
     @wraps(handler)
     def run(event: EventT, context: Any) -> ResultT:
         token = _remaining_millis.set(context.get_remaining_time_in_millis)
         try:
+            renew_expired_secrets()
             return handler(event, context)
         finally:
             _remaining_millis.reset(token)
