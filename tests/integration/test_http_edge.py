@@ -1,11 +1,12 @@
 """The HTTP edge every API function shares (shop_common.http): a body nested too deep is a
-400 before anything parses it, and an unreachable MongoDB or an unreadable connection string
-secret is a 503 with Retry-After, never a 500; an event consumer then fails the record so that
-SQS delivers it again."""
+400 before anything parses it, a number of more digits than Python converts is a 400, and an
+unreachable MongoDB or an unreadable connection string secret is a 503 with Retry-After, never a
+500; an event consumer then fails the record so that SQS delivers it again."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -102,6 +103,40 @@ def test_brackets_inside_strings_do_not_count_as_nesting(runtimes: dict[str, Ser
         api_event("api-orders-create", body={"items": items, "payment_method": "pm_card_visa"}),
     )
     assert (order.status, order.body["code"]) == (422, "validation_error")
+
+
+# --- numbers of thousands of digits ---
+
+
+def with_number(digits: str) -> str:
+    return '{"name": ' + digits + ', "unit_price_cents": 1, "available": 1}'
+
+
+@pytest.mark.parametrize(("service", "handler", "sample"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+@pytest.mark.parametrize(
+    "raw_body",
+    [
+        with_number("1" * (sys.get_int_max_str_digits() + 1)),  # one digit more than json.loads converts
+        with_number("-" + "9" * 60_000),  # under the size limit
+        '{"items": [{"sku": "A", "quantity": ' + "7" * 5000 + "}]}",  # deep inside
+    ],
+    ids=["just-over-the-limit", "negative-60000-digits", "nested"],
+)
+def test_a_number_of_thousands_of_digits_is_400_in_every_api(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str, raw_body: str
+) -> None:
+    response = runtimes[service].http(handler, api_event(sample, raw_body=raw_body))
+    assert response.status == 400
+    assert_error_body(response.body, "number_too_long")
+
+
+@pytest.mark.parametrize(("service", "handler", "sample"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+def test_a_number_at_the_digit_limit_is_parsed_and_validated(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str
+) -> None:
+    raw_body = with_number("1" * sys.get_int_max_str_digits())
+    response = runtimes[service].http(handler, api_event(sample, raw_body=raw_body))
+    assert (response.status, response.body["code"]) == (422, "validation_error")
 
 
 # --- MongoDB unreachable ---
