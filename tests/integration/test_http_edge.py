@@ -1,7 +1,8 @@
 """The HTTP edge every API function shares (shop_common.http): a body nested too deep is a
-400 before anything parses it, a number of more digits than Python converts is a 400, and an
-unreachable MongoDB or an unreadable connection string secret is a 503 with Retry-After, never a
-500; an event consumer then fails the record so that SQS delivers it again."""
+400 before anything parses it, a number of more digits than Python converts is a 400, a path id
+of the wrong shape is a 404 like one that names nothing, and an unreachable MongoDB or an
+unreadable connection string secret is a 503 with Retry-After, never a 500; an event consumer
+then fails the record so that SQS delivers it again."""
 
 from __future__ import annotations
 
@@ -137,6 +138,39 @@ def test_a_number_at_the_digit_limit_is_parsed_and_validated(
     raw_body = with_number("1" * sys.get_int_max_str_digits())
     response = runtimes[service].http(handler, api_event(sample, raw_body=raw_body))
     assert (response.status, response.body["code"]) == (422, "validation_error")
+
+
+# --- path ids of the wrong shape ---
+
+# (service, handler, sample, path parameter) of every route with a path id; each sample's caller may call it
+PATH_ID_ROUTES: list[tuple[str, Handler, str, str]] = [
+    ("users", users_api.handler, "api-users-get", "user_id"),
+    ("orders", orders_api.handler, "api-orders-get", "order_id"),
+    ("orders", orders_api.handler, "api-orders-list", "user_id"),
+    ("orders", orders_api.handler, "api-orders-cancel", "order_id"),
+    ("inventory", inventory_api.handler, "api-inventory-get", "sku"),
+    ("inventory", inventory_api.handler, "api-inventory-put", "sku"),
+]
+# Each reaches its route (Powertools matches it) and fails the id's pattern.
+WRONG_SHAPES = {
+    "percent-encoded": "%19%7C4",  # as the local API passes a path it did not decode
+    "non-ascii": "6t\u00f3x",
+    "a-pipe": "a|b",
+    "a-space": "a b",
+    "65-characters": "S" * 65,
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG_SHAPES.values(), ids=WRONG_SHAPES.keys())
+@pytest.mark.parametrize(
+    ("service", "handler", "sample", "name"), PATH_ID_ROUTES, ids=[route[2] for route in PATH_ID_ROUTES]
+)
+def test_a_path_id_of_the_wrong_shape_is_404_not_found(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str, name: str, wrong: str
+) -> None:
+    response = runtimes[service].http(handler, api_event(sample, path_params={name: wrong}))
+    assert response.status == 404
+    assert_error_body(response.body, "not_found")
 
 
 # --- MongoDB unreachable ---

@@ -27,7 +27,7 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]
     security=STAFF_ONLY,  # the catalogue and the stock are staff's to set; anyone may read them
     responses={
         200: {"description": "The product."},
-        **errors(401, (403, "`forbidden`: the caller is not staff."), *BODY_ERRORS),
+        **errors(401, (403, "`forbidden`: the caller is not staff."), (404, "`not_found`: not a sku."), *BODY_ERRORS),
     },
 )
 @tracer.capture_method
@@ -42,7 +42,7 @@ def put_product(sku: SkuPath, update: ProductUpdate) -> ProductView:
     summary="Read a product of the catalogue (public: no token needed)",
     responses={
         200: {"description": "The product, with its stock available and reserved."},
-        **errors((404, "`not_found`: no product has this sku."), (422, "`validation_error`: not a sku.")),
+        **errors((404, "`not_found`: no product has this sku, or it is not a sku.")),
     },
 )
 @tracer.capture_method

@@ -86,7 +86,7 @@ def create_order(new_order: NewOrder, idempotency_key: IdempotencyKeyHeader = No
     "/orders/<order_id>",
     summary="Read an order: the owner's, or anyone's for staff",
     security=SIGNED_IN,
-    responses={200: {"description": "The order."}, **errors(401, NOT_ONES_OWN, 422)},
+    responses={200: {"description": "The order."}, **errors(401, NOT_ONES_OWN)},
 )
 @tracer.capture_method
 def get_order(order_id: OrderIdPath) -> OrderView:
@@ -122,7 +122,7 @@ def list_user_orders(
     security=SIGNED_IN,
     responses={
         200: {"description": "The order, CANCELLED (cancelling it again changes nothing)."},
-        **errors(401, NOT_ONES_OWN, (409, "`not_cancellable`: the order is REJECTED."), 422),
+        **errors(401, NOT_ONES_OWN, (409, "`not_cancellable`: the order is REJECTED.")),
     },
 )
 @tracer.capture_method

@@ -44,7 +44,7 @@ def create_user(new_user: NewUser) -> Response[UserView]:
     "/users/<user_id>",
     summary="Read a profile: one's own, or anyone's for staff",
     security=SIGNED_IN,
-    responses={200: {"description": "The user."}, **errors(401, 404, 422)},
+    responses={200: {"description": "The user."}, **errors(401, 404)},
 )
 @tracer.capture_method
 def get_user(user_id: UserIdPath) -> UserView:

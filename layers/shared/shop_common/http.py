@@ -4,7 +4,8 @@ parameters, and one map from errors to responses.
 A request is judged in the contract's order, whatever follows: the caller first (401 without one
 on a route behind the authorizer, 403 for a customer on a staff-only route), then the body before
 anything parses it (413 too large, 400 nested too deep), then its parsing (400 not JSON, or a
-number of more digits than Python converts) and validation (422).
+number of more digits than Python converts) and validation (404 for a path id of the wrong shape,
+as for one that names nothing; else 422).
 
 Every error body is ``{"code", "message"}`` (plus ``details`` for validation errors) and
 never a stack trace: domain errors map by category, an unreachable dependency
@@ -90,7 +91,7 @@ ERROR_DESCRIPTIONS = {
     "`number_too_long`: it holds a number of thousands of digits.",
     401: "`unauthorized`: no ID token, or one that is invalid or expired.",
     403: "`forbidden`: the caller may not do this.",
-    404: "`not_found`: no such resource, or not one the caller may see.",
+    404: "`not_found`: no such resource (or an id that cannot name one), or not one the caller may see.",
     413: "`payload_too_large`: the body is over 64 KiB.",
     422: "`validation_error`: the request is not valid (`details` says where).",
     429: "`too_many_requests`: throttled by API Gateway.",
@@ -235,6 +236,8 @@ def create_resolver() -> APIGatewayRestResolver:
         ]
         if any(item["type"] == "json_invalid" for item in details):
             return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        if any(item["loc"][:1] == ["path"] for item in details):
+            return error_response(404, "not_found", "No such resource.")  # an id of the wrong shape names nothing
         return error_response(422, "validation_error", "The request is not valid.", details)
 
     @app.exception_handler(RefusedBody)
