@@ -18,7 +18,7 @@ from orders.domain import (
     OrderView,
 )
 from shop_common import snapstart
-from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
+from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, location_of, make_api_handler
 from shop_common.identity import USER_ID_PATTERN, Caller, caller_of
 from shop_common.tracing import make_tracer
 
@@ -79,7 +79,8 @@ def create_order(new_order: NewOrder, idempotency_key: IdempotencyKeyHeader = No
 
         stored = place_once(caller, IdempotencyKey.of(caller, idempotency_key), body, _place, app.lambda_context)
     view = OrderView.model_validate(stored)
-    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
+    location = location_of(app.current_event, view.order_id)
+    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": location})
 
 
 @app.get(

@@ -268,6 +268,15 @@ def create_resolver() -> APIGatewayRestResolver:
     return app
 
 
+def location_of(event: Mapping[str, Any], resource_id: str) -> str:
+    """The ``Location`` of a resource created by a POST to a collection: the collection's path as
+    the client called it, then the new id. ``requestContext.path`` is that path (the stage, or a
+    custom domain's base path, included); ``path`` is the resource's within the API (no stage)."""
+    context = event.get("requestContext") or {}
+    called = context.get("path") or event.get("path") or ""
+    return f"{called.rstrip('/')}/{resource_id}"
+
+
 def correlation_id_of(event: dict[str, Any]) -> str:
     """The caller's ``X-Correlation-Id`` if it sent one, else API Gateway's request id."""
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
