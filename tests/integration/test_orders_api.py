@@ -136,6 +136,17 @@ def test_location_is_the_new_orders_path_as_the_client_called_it(
     assert fetched.body == responses[0].body
 
 
+def test_a_null_user_id_is_422_validation_error(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, ada: Caller
+) -> None:
+    body = {"user_id": None, "items": ITEMS, "payment_method": "pm_card_visa"}
+    response = runtimes["orders"].http(orders_api.handler, api_event("api-orders-create", body=body, caller=ada))
+    assert response.status == 422, response.body
+    assert response.body["code"] == "validation_error"
+    assert [issue["loc"] for issue in response.body["details"]] == [["body", "user_id"]]
+    assert orders_db(mongo_client, runtimes["orders"])["orders"].count_documents({}) == 0
+
+
 def test_an_order_by_a_caller_without_a_profile_is_422_unknown_user(
     runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient
 ) -> None:
