@@ -76,7 +76,10 @@ def proxy_event(
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "requestTimeEpoch": int(now.timestamp() * 1000),
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
-            "path": f"/{stage}{parts.path}",
+            # The path the client called, as the function builds a Location from it: the local API serves
+            # the stage at its root, like a custom domain mapped to it without a base path (API
+            # Gateway's own URL would add /<stage>).
+            "path": parts.path,
             "resourcePath": route_.resource,
             "httpMethod": method,
             "protocol": "HTTP/1.1",

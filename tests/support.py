@@ -90,6 +90,7 @@ def api_event(
         for key, value in path_params.items():
             path = path.replace("{" + key + "}", value)
         event["path"] = path
+        event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"  # as the client called it
     if query is not None:
         event["queryStringParameters"] = query
         event["multiValueQueryStringParameters"] = {key: [value] for key, value in query.items()}

@@ -73,7 +73,7 @@ def openapi_document() -> dict[str, Any]:
         for path_item in document["paths"].values():
             for operation in path_item.values():
                 operation["tags"] = [service]
-                operation["responses"] = dict(sorted(operation["responses"].items()))
+                operation["responses"] = dict(sorted(_declared(operation["responses"]).items()))
                 for parameter in operation.get("parameters", []):
                     if parameter["in"] == "header":  # Powertools lower-cases it; its title is as declared
                         parameter["name"] = parameter["schema"]["title"]
@@ -85,6 +85,18 @@ def openapi_document() -> dict[str, Any]:
 def render() -> str:
     """docs/openapi.json as it should read."""
     return json.dumps(openapi_document(), indent=2) + "\n"
+
+
+def _declared(responses: dict[str, Any]) -> dict[str, Any]:
+    """The responses a route declares. Powertools gives every validated route a 422 of its own
+    schema; a route that can answer 422 declares it with ErrorBody, and one that cannot (its only
+    parameter a path id, which is a 404 when of the wrong shape) does not."""
+    own_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    return {
+        status: response
+        for status, response in responses.items()
+        if response.get("content", {}).get("application/json", {}).get("schema") != own_422
+    }
 
 
 def _schemas_of(model: type[BaseModel]) -> dict[str, Any]:

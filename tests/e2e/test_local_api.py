@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.api import make_server, route
+from devstack.demo import Api
 from devstack.runner import FunctionRunner
 from tests.e2e.probe import probe_spec
 from tests.e2e.running_stack import RunningStack, eventually
@@ -329,3 +330,49 @@ def test_the_identity_table_holds_over_http(stack: RunningStack) -> None:
         assert (status, body["code"]) == (404, "not_found"), path  # as if it did not exist
     assert bob.call("POST", f"/orders/{placed['order_id']}/cancel")[0] == 404
     assert staff.call("POST", f"/orders/{bobs['order_id']}/cancel")[0] == 200
+
+
+def bearer(api: Api) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+
+
+def test_location_is_where_the_client_reads_what_it_created(stack: RunningStack) -> None:
+    """The local API serves the stage at its root: a Location is a path of this API, stage or not."""
+    url, staff, ada = stack.description["api_url"], stack.sign_in(staff=True), stack.sign_in()
+    assert staff.call("PUT", "/inventory/E2E-LOC", {"name": "Loc", "unit_price_cents": 100, "available": 5})[0] == 200
+
+    response, body = request(url, "POST", "/users", json.dumps({"name": "Ada"}).encode(), bearer(ada))
+    location = response.getheader("Location", "")
+    assert (response.status, location) == (201, f"/users/{json.loads(body)['user_id']}")
+    assert ada.call("GET", location) == (200, json.loads(body))
+
+    order = json.dumps({"items": [{"sku": "E2E-LOC", "quantity": 1}], "payment_method": "pm_card_visa"}).encode()
+    response, body = eventually(
+        "orders to know Ada", lambda: (r := request(url, "POST", "/orders", order, bearer(ada)))[0].status == 201 and r
+    )
+    location = response.getheader("Location", "")
+    assert location == f"/orders/{json.loads(body)['order_id']}"
+    assert ada.call("GET", location)[0] == 200
+
+
+LONG_NUMBER = b'{"name": ' + b"1" * 5000 + b', "unit_price_cents": 1, "available": 1}'
+
+
+def test_the_caller_then_the_body_then_the_path_ids_are_judged(stack: RunningStack) -> None:
+    """401 and 403 whatever the request; a number of thousands of digits is a 400, never a 5xx; a
+    path id of the wrong shape is a 404, like one that names nothing."""
+    url, staff, customer = stack.description["api_url"], stack.sign_in(staff=True), stack.sign_in()
+    for method, path in [("POST", "/users"), ("POST", "/orders"), ("PUT", "/inventory/E2E-NUM")]:
+        caller = staff if method == "PUT" else customer
+        assert_json_error(*request(url, method, path, LONG_NUMBER, bearer(caller)), 400, "number_too_long")
+        assert_json_error(*request(url, method, path, LONG_NUMBER), 401, "unauthorized")
+    for path in ("/inventory/E2E-NUM", "/inventory/NOT%20A%20SKU"):
+        assert_json_error(*request(url, "PUT", path, LONG_NUMBER, bearer(customer)), 403, "forbidden")
+        assert_json_error(*request(url, "PUT", path, b"{oops", bearer(customer)), 403, "forbidden")
+    for method, path in [
+        ("POST", "/orders/%19%7C4/cancel"),
+        ("GET", "/users/6t%F3x"),
+        ("GET", "/users/a%7Cb/orders"),
+        ("GET", "/inventory/NOT%20A%20SKU"),
+    ]:
+        assert_json_error(*request(url, method, path, None, bearer(customer)), 404, "not_found")

@@ -1,10 +1,12 @@
 """Who may call what (the contract's Identity table), in-process with the claims API Gateway's
 Cognito authorizer passes on: every route but ``GET /inventory/{sku}`` needs a caller (401 without
 one), ``PUT /inventory`` is staff's (403), and another user's profile, orders or order is 404
-exactly as if it did not exist, unless the caller is staff."""
+exactly as if it did not exist, unless the caller is staff. The caller is judged before anything
+else of the request: its body, path ids and query."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from orders import api as orders_api
 from shop_common.identity import Caller
 from tests.conftest import AwsResources
 from tests.integration.test_orders_api import cancel, get_order, list_page, place, register_user
-from tests.support import ADA, GRACE, Response, ServiceRuntime, api_event, customer, staff_member
+from tests.support import ADA, GRACE, Response, ServiceRuntime, api_event, customer, sample_event, staff_member
 from users import api as users_api
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -89,6 +91,36 @@ def test_every_signed_in_route_without_claims_is_401_and_does_nothing(
     assert all(database[name].count_documents({}) == 0 for name in database.list_collection_names())
 
 
+# Requests wrong in every part but the caller: what each would answer with a caller (400, 404, 413, 422)
+# must not be what a request without one learns.
+BAD_BODIES = {
+    "not-json": "{oops",
+    "invalid": json.dumps({"name": "", "unit_price_cents": -1, "items": [], "unknown": 1}),
+    "nested-too-deep": "[" * 40 + "]" * 40,
+    "too-large": json.dumps({"name": "x" * (64 * 1024)}),
+    "number-too-long": '{"name": ' + "1" * 5000 + "}",
+}
+WRONG_ID = "not an id!"  # reaches every route and fails every id's pattern
+
+
+def spoiled(sample: str, raw_body: str, caller: Caller | None = None, anonymous: bool = False) -> dict[str, Any]:
+    """The sample with ``raw_body``, every path id of the wrong shape and a bad query."""
+    path_params = {name: WRONG_ID for name in sample_event(sample).get("pathParameters") or {}}
+    query = {"limit": "0"}
+    return api_event(
+        sample, raw_body=raw_body, path_params=path_params or None, query=query, caller=caller, anonymous=anonymous
+    )
+
+
+@pytest.mark.parametrize("raw_body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize(("service", "handler", "sample"), SIGNED_IN_ROUTES, ids=SIGNED_IN_IDS)
+def test_every_signed_in_route_without_claims_is_401_whatever_the_request(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str, raw_body: str
+) -> None:
+    response = runtimes[service].http(handler, spoiled(sample, raw_body, anonymous=True))
+    assert_error(response, 401, "unauthorized")
+
+
 MALFORMED_CLAIMS = {
     "no-sub": {"email": "ada@example.com", "token_use": "id"},
     "empty-sub": {"sub": "", "email": "ada@example.com"},
@@ -122,6 +154,18 @@ def test_a_customer_may_not_set_products_or_stock(shop: Shop) -> None:
     assert_error(put_product(shop.runtimes, ADA, available=0), 403, "forbidden")
     assert_error(put_product(shop.runtimes, customer("new"), available=0), 403, "forbidden")
     assert product(shop.runtimes).body["available"] == 5
+
+
+@pytest.mark.parametrize("raw_body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize("who", [ADA, customer("new")], ids=["registered-customer", "unknown-customer"])
+def test_a_customer_on_a_staff_route_is_403_whatever_the_request(
+    runtimes: dict[str, ServiceRuntime], who: Caller, raw_body: str
+) -> None:
+    for event in (
+        api_event("api-inventory-put", raw_body=raw_body, caller=who),
+        spoiled("api-inventory-put", raw_body, caller=who),
+    ):
+        assert_error(runtimes["inventory"].http(inventory_api.handler, event), 403, "forbidden")
 
 
 # --- 404: another user's profile, orders or order, exactly as if it did not exist ---

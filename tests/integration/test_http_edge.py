@@ -1,11 +1,13 @@
 """The HTTP edge every API function shares (shop_common.http): a body nested too deep is a
-400 before anything parses it, and an unreachable MongoDB or an unreadable connection string
-secret is a 503 with Retry-After, never a 500; an event consumer then fails the record so that
-SQS delivers it again."""
+400 before anything parses it, a number of more digits than Python converts is a 400, a path id
+of the wrong shape is a 404 like one that names nothing, and an unreachable MongoDB or an
+unreadable connection string secret is a 503 with Retry-After, never a 500; an event consumer
+then fails the record so that SQS delivers it again."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -102,6 +104,73 @@ def test_brackets_inside_strings_do_not_count_as_nesting(runtimes: dict[str, Ser
         api_event("api-orders-create", body={"items": items, "payment_method": "pm_card_visa"}),
     )
     assert (order.status, order.body["code"]) == (422, "validation_error")
+
+
+# --- numbers of thousands of digits ---
+
+
+def with_number(digits: str) -> str:
+    return '{"name": ' + digits + ', "unit_price_cents": 1, "available": 1}'
+
+
+@pytest.mark.parametrize(("service", "handler", "sample"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+@pytest.mark.parametrize(
+    "raw_body",
+    [
+        with_number("1" * (sys.get_int_max_str_digits() + 1)),  # one digit more than json.loads converts
+        with_number("-" + "9" * 60_000),  # under the size limit
+        '{"items": [{"sku": "A", "quantity": ' + "7" * 5000 + "}]}",  # deep inside
+    ],
+    ids=["just-over-the-limit", "negative-60000-digits", "nested"],
+)
+def test_a_number_of_thousands_of_digits_is_400_in_every_api(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str, raw_body: str
+) -> None:
+    response = runtimes[service].http(handler, api_event(sample, raw_body=raw_body))
+    assert response.status == 400
+    assert_error_body(response.body, "number_too_long")
+
+
+@pytest.mark.parametrize(("service", "handler", "sample"), BODY_ROUTES, ids=BODY_ROUTE_IDS)
+def test_a_number_at_the_digit_limit_is_parsed_and_validated(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str
+) -> None:
+    raw_body = with_number("1" * sys.get_int_max_str_digits())
+    response = runtimes[service].http(handler, api_event(sample, raw_body=raw_body))
+    assert (response.status, response.body["code"]) == (422, "validation_error")
+
+
+# --- path ids of the wrong shape ---
+
+# (service, handler, sample, path parameter) of every route with a path id; each sample's caller may call it
+PATH_ID_ROUTES: list[tuple[str, Handler, str, str]] = [
+    ("users", users_api.handler, "api-users-get", "user_id"),
+    ("orders", orders_api.handler, "api-orders-get", "order_id"),
+    ("orders", orders_api.handler, "api-orders-list", "user_id"),
+    ("orders", orders_api.handler, "api-orders-cancel", "order_id"),
+    ("inventory", inventory_api.handler, "api-inventory-get", "sku"),
+    ("inventory", inventory_api.handler, "api-inventory-put", "sku"),
+]
+# Each reaches its route (Powertools matches it) and fails the id's pattern.
+WRONG_SHAPES = {
+    "percent-encoded": "%19%7C4",  # as the local API passes a path it did not decode
+    "non-ascii": "6t\u00f3x",
+    "a-pipe": "a|b",
+    "a-space": "a b",
+    "65-characters": "S" * 65,
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG_SHAPES.values(), ids=WRONG_SHAPES.keys())
+@pytest.mark.parametrize(
+    ("service", "handler", "sample", "name"), PATH_ID_ROUTES, ids=[route[2] for route in PATH_ID_ROUTES]
+)
+def test_a_path_id_of_the_wrong_shape_is_404_not_found(
+    runtimes: dict[str, ServiceRuntime], service: str, handler: Handler, sample: str, name: str, wrong: str
+) -> None:
+    response = runtimes[service].http(handler, api_event(sample, path_params={name: wrong}))
+    assert response.status == 404
+    assert_error_body(response.body, "not_found")
 
 
 # --- MongoDB unreachable ---

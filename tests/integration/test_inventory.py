@@ -120,8 +120,8 @@ def test_unknown_product_is_404(runtimes: dict[str, ServiceRuntime]) -> None:
         ("BOOK-1", json.dumps({"name": "B", "unit_price_cents": 1, "available": 1, "reserved": 0}), 422),
         ("BOOK-1", json.dumps({"name": {"$gt": ""}, "unit_price_cents": 1, "available": 1}), 422),
         ("BOOK-1", json.dumps({"name": "B", "unit_price_cents": {"$inc": 1}, "available": 1}), 422),
-        ("BAD SKU", json.dumps({"name": "B", "unit_price_cents": 1, "available": 1}), 422),
-        ("S" * 65, json.dumps({"name": "B", "unit_price_cents": 1, "available": 1}), 422),
+        ("BAD SKU", json.dumps({"name": "B", "unit_price_cents": 1, "available": 1}), 404),  # not a sku: names nothing
+        ("S" * 65, json.dumps({"name": "B", "unit_price_cents": 1, "available": 1}), 404),  # not a sku: names nothing
         ("BOOK-1", "{oops", 400),
         ("BOOK-1", json.dumps({"name": "B" * 70_000, "unit_price_cents": 1, "available": 1}), 413),
     ],

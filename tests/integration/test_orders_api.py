@@ -98,7 +98,7 @@ def test_place_order_is_201_pending_and_announced(
     assert order["reason"] is None
     assert order["created_at"] == order["updated_at"]
     assert [entry["status"] for entry in order["history"]] == ["PENDING"]
-    assert response.headers["Location"] == f"/orders/{order['order_id']}"
+    assert response.headers["Location"] == f"/dev/orders/{order['order_id']}"  # the sample's stage: dev
     [event] = received_events(aws.queue_urls["inventory"])
     assert event["event_type"] == "OrderPlaced"
     assert event["source"] == "orders"
@@ -109,6 +109,42 @@ def test_place_order_is_201_pending_and_announced(
         "items": ITEMS,
         "payment_method": "pm_card_visa",
     }
+
+
+# The path the client called (requestContext.path) -> its stage or base path, before /orders.
+CALLED_PATHS = {"stage": "/dev/orders", "custom-domain-base-path": "/shop/v1/orders", "custom-domain-root": "/orders"}
+
+
+@pytest.mark.parametrize("key", [None, "key-location"], ids=["no-key", "idempotency-key"])
+@pytest.mark.parametrize("called", CALLED_PATHS.values(), ids=CALLED_PATHS.keys())
+def test_location_is_the_new_orders_path_as_the_client_called_it(
+    runtimes: dict[str, ServiceRuntime], ada: Caller, called: str, key: str | None
+) -> None:
+    event = api_event("api-orders-create", body={"items": ITEMS, "payment_method": "pm_card_visa"}, caller=ada)
+    event["requestContext"]["path"] = called
+    if key is None:
+        event["headers"].pop("Idempotency-Key")
+        event["multiValueHeaders"].pop("Idempotency-Key")
+    else:
+        event["headers"]["Idempotency-Key"] = event["multiValueHeaders"]["Idempotency-Key"][0] = key
+    responses = [runtimes["orders"].http(orders_api.handler, event) for _ in range(2 if key else 1)]
+
+    for response in responses:  # a replay too
+        assert response.status == 201
+        assert response.headers["Location"] == f"{called}/{responses[0].body['order_id']}"
+    fetched = get_order(runtimes["orders"], responses[0].headers["Location"].rsplit("/", 1)[1], ada)
+    assert fetched.body == responses[0].body
+
+
+def test_a_null_user_id_is_422_validation_error(
+    runtimes: dict[str, ServiceRuntime], mongo_client: MongoClient, ada: Caller
+) -> None:
+    body = {"user_id": None, "items": ITEMS, "payment_method": "pm_card_visa"}
+    response = runtimes["orders"].http(orders_api.handler, api_event("api-orders-create", body=body, caller=ada))
+    assert response.status == 422, response.body
+    assert response.body["code"] == "validation_error"
+    assert [issue["loc"] for issue in response.body["details"]] == [["body", "user_id"]]
+    assert orders_db(mongo_client, runtimes["orders"])["orders"].count_documents({}) == 0
 
 
 def test_an_order_by_a_caller_without_a_profile_is_422_unknown_user(

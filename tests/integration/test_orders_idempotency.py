@@ -76,7 +76,7 @@ def test_a_retry_after_the_key_record_failed_to_complete_returns_the_first_order
 
     assert retry.status == 201
     assert retry.body["order_id"] == stored["_id"]
-    assert retry.headers["Location"] == f"/orders/{stored['_id']}"
+    assert retry.headers["Location"] == f"/dev/orders/{stored['_id']}"
     assert [document["_id"] for document in keyed_orders(orders, before)] == [stored["_id"]]
     assert the_record(idempotency)["status"] == "COMPLETED"
     [placed] = received_events(aws.queue_urls["inventory"])  # the first attempt published it; nobody again

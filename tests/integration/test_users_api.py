@@ -39,7 +39,17 @@ def test_create_user_registers_the_caller_with_the_tokens_sub_and_lowercased_ema
     assert response.body["email"] == "ada@example.com"  # the token says Ada@Example.com
     assert response.body["name"] == "Ada Lovelace"
     assert response.body["created_at"].endswith("Z")
-    assert response.headers["Location"] == f"/users/{ADA.user_id}"
+    assert response.headers["Location"] == f"/dev/users/{ADA.user_id}"  # the sample's stage: dev
+
+
+@pytest.mark.parametrize("called", ["/dev/users", "/shop/v1/users", "/users"], ids=["stage", "base-path", "root"])
+def test_location_is_the_profiles_path_as_the_client_called_it(
+    runtimes: dict[str, ServiceRuntime], called: str
+) -> None:
+    event = api_event("api-users-create")
+    event["requestContext"]["path"] = called
+    response = runtimes["users"].http(api.handler, event)
+    assert (response.status, response.headers["Location"]) == (201, f"{called}/{ADA.user_id}")
 
 
 def test_a_json_body_sent_with_a_form_content_type_is_still_read_as_json(runtimes: dict[str, ServiceRuntime]) -> None:

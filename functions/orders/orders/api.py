@@ -18,7 +18,7 @@ from orders.domain import (
     OrderView,
 )
 from shop_common import snapstart
-from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
+from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, location_of, make_api_handler
 from shop_common.identity import USER_ID_PATTERN, Caller, caller_of
 from shop_common.tracing import make_tracer
 
@@ -79,14 +79,15 @@ def create_order(new_order: NewOrder, idempotency_key: IdempotencyKeyHeader = No
 
         stored = place_once(caller, IdempotencyKey.of(caller, idempotency_key), body, _place, app.lambda_context)
     view = OrderView.model_validate(stored)
-    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": f"/orders/{view.order_id}"})
+    location = location_of(app.current_event, view.order_id)
+    return Response(201, content_types.APPLICATION_JSON, view, headers={"Location": location})
 
 
 @app.get(
     "/orders/<order_id>",
     summary="Read an order: the owner's, or anyone's for staff",
     security=SIGNED_IN,
-    responses={200: {"description": "The order."}, **errors(401, NOT_ONES_OWN, 422)},
+    responses={200: {"description": "The order."}, **errors(401, NOT_ONES_OWN)},
 )
 @tracer.capture_method
 def get_order(order_id: OrderIdPath) -> OrderView:
@@ -122,7 +123,7 @@ def list_user_orders(
     security=SIGNED_IN,
     responses={
         200: {"description": "The order, CANCELLED (cancelling it again changes nothing)."},
-        **errors(401, NOT_ONES_OWN, (409, "`not_cancellable`: the order is REJECTED."), 422),
+        **errors(401, NOT_ONES_OWN, (409, "`not_cancellable`: the order is REJECTED.")),
     },
 )
 @tracer.capture_method

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shop_common.clock import iso
 from shop_common.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -98,14 +99,29 @@ class NewOrderItem(BaseModel):
     quantity: Quantity
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class NewOrder(BaseModel):
     """Body of ``POST /orders``. The order is the caller's: ``user_id``, if sent, must be theirs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: UserId | None = None
+    # Optional but never null: left out, it is the caller's. None is only the default: kept out of the
+    # document (a null default would contradict its type there) and of a dump (which validates again).
+    user_id: UserId | SkipJsonSchema[None] = Field(
+        default=None, exclude_if=lambda user_id: user_id is None, json_schema_extra=_without_default
+    )
     items: list[NewOrderItem] = Field(min_length=1, max_length=50)
     payment_method: PaymentMethod
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def user_id_is_not_null(cls, user_id: Any) -> Any:
+        if user_id is None:  # a default is not validated: only a null sent by the client gets here
+            raise ValueError("user_id may be left out, but not null")
+        return user_id
 
     @field_validator("items")
     @classmethod

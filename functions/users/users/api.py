@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shop_common import snapstart
-from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, make_api_handler
+from shop_common.http import BODY_ERRORS, SIGNED_IN, create_resolver, created, errors, location_of, make_api_handler
 from shop_common.identity import USER_ID_PATTERN, caller_of
 from shop_common.tracing import make_tracer
 from users.dependencies import dependencies, service
@@ -45,14 +45,15 @@ def create_user(new_user: NewUser) -> Response[UserView]:
     user = service().register(caller_of(app.current_event), new_user, logger.get_correlation_id() or "unknown")
     metrics.add_metric(name="UsersRegistered", unit=MetricUnit.Count, value=1)
     logger.info("User registered", extra={"user_id": user.user_id})
-    return Response(201, content_types.APPLICATION_JSON, user.view(), headers={"Location": f"/users/{user.user_id}"})
+    location = location_of(app.current_event, user.user_id)
+    return Response(201, content_types.APPLICATION_JSON, user.view(), headers={"Location": location})
 
 
 @app.get(
     "/users/<user_id>",
     summary="Read a profile: one's own, or anyone's for staff",
     security=SIGNED_IN,
-    responses={200: {"description": "The user."}, **errors(401, 404, 422)},
+    responses={200: {"description": "The user."}, **errors(401, 404)},
 )
 @tracer.capture_method
 def get_user(user_id: UserIdPath) -> UserView:

@@ -1,8 +1,14 @@
-"""The HTTP edge shared by every API function: one map from errors to responses.
+"""The HTTP edge shared by every API function: who may call a route, then its body, then its
+parameters, and one map from errors to responses.
+
+A request is judged in the contract's order, whatever follows: the caller first (401 without one
+on a route behind the authorizer, 403 for a customer on a staff-only route), then the body before
+anything parses it (413 too large, 400 nested too deep), then its parsing (400 not JSON, or a
+number of more digits than Python converts) and validation (404 for a path id of the wrong shape,
+as for one that names nothing; else 422).
 
 Every error body is ``{"code", "message"}`` (plus ``details`` for validation errors) and
-never a stack trace: validation errors are 422 (400 for a body that is not JSON or is nested
-too deep, 413 for one too large), domain errors map by category, an unreachable dependency
+never a stack trace: domain errors map by category, an unreachable dependency
 (MongoDB, or the secret holding its connection string) is a 503 with ``Retry-After``, and
 anything else unexpected is a logged 500 with a generic body.
 
@@ -15,11 +21,13 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,6 +35,7 @@ from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
 
 from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
+from shop_common.identity import STAFF_GROUP, caller_of
 from shop_common.runtime import within_invocation
 
 logger = Logger(child=True)
@@ -70,20 +79,25 @@ ERROR_BODY_SCHEMA = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
 
 # The security scheme of the OpenAPI document: the Cognito ID token as a bearer token.
 ID_TOKEN_SCHEME = "CognitoIdToken"
-# The `security=` of every route behind the API's Cognito authorizer.
-SIGNED_IN: list[dict[str, list[str]]] = [{ID_TOKEN_SCHEME: []}]
+Security = list[dict[str, list[str]]]
+# The `security=` of every route behind the API's Cognito authorizer: any signed-in caller...
+SIGNED_IN: Security = [{ID_TOKEN_SCHEME: []}]
+# ...or staff only (OpenAPI 3.1 lets a requirement name the roles it needs). The edge enforces what
+# a route declares, before it reads the request (RequestGate).
+STAFF_ONLY: Security = [{ID_TOKEN_SCHEME: [STAFF_GROUP]}]
 
 ERROR_DESCRIPTIONS = {
-    400: "`invalid_json`: the body is not JSON; `nesting_too_deep`: it nests arrays or objects over 32 levels.",
+    400: "`invalid_json`: the body is not JSON; `nesting_too_deep`: it nests arrays or objects over 32 levels; "
+    "`number_too_long`: it holds a number of thousands of digits.",
     401: "`unauthorized`: no ID token, or one that is invalid or expired.",
     403: "`forbidden`: the caller may not do this.",
-    404: "`not_found`: no such resource, or not one the caller may see.",
+    404: "`not_found`: no such resource (or an id that cannot name one), or not one the caller may see.",
     413: "`payload_too_large`: the body is over 64 KiB.",
     422: "`validation_error`: the request is not valid (`details` says where).",
     429: "`too_many_requests`: throttled by API Gateway.",
     503: "`service_unavailable`: a dependency is unreachable; retry after `Retry-After` seconds.",
 }
-# What any route may answer: the edge checks every request's body (size, nesting) before routing,
+# What any route may answer: the edge checks every request's body (size, nesting) before validation,
 # API Gateway throttles every route, and MongoDB may be unreachable.
 EVERY_ROUTE_ERRORS = (400, 413, 429, 503)
 # What a route with a JSON body may answer about the body itself.
@@ -163,9 +177,56 @@ def is_dependency_unavailable(error: BaseException) -> bool:
     return False
 
 
+class RefusedBody(Exception):
+    """A request body the edge will not take, whatever the route: it says how to answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def ensure_may_call(event: Mapping[str, Any], security: Security | None) -> None:
+    """Refuses a caller who may not use a route at all, by the ``security=`` it declares: none is
+    public, SIGNED_IN needs a caller (else Unauthorized), STAFF_ONLY a member of staff (else Forbidden)."""
+    if not security:
+        return
+    caller = caller_of(event)
+    roles = {role for requirement in security for scheme_roles in requirement.values() for role in scheme_roles}
+    if STAFF_GROUP in roles and not caller.is_staff:
+        raise Forbidden("Only staff may do this.")
+
+
+class RequestGate(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, which runs before any middleware of ours, preceded by what
+    must be judged before the request is read: the caller (a customer on a staff-only route is a 403
+    whatever the body), then the body's size and nesting (before a parser recurses into it)."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Response:
+        event = app.current_event
+        ensure_may_call(event, app.context["_route"].security)  # None on Powertools' not-found route
+        refuse_unreadable_body(event.body)
+        return super().handler(app, next_middleware)
+
+
+def parse_json_body(text: str) -> Any:
+    """The body as JSON. json.loads refuses an integer of more digits than Python converts
+    (``sys.get_int_max_str_digits()``, 4300) with a plain ValueError, not a JSONDecodeError: no
+    field takes such a number, so the body is refused like one that is not JSON, not left to be a 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise  # Powertools makes it a RequestValidationError: invalid_json
+    except ValueError as error:
+        message = f"The request body holds a number of over {sys.get_int_max_str_digits()} digits."
+        raise RefusedBody(400, "number_too_long", message) from error
+
+
 def create_resolver() -> APIGatewayRestResolver:
-    """A REST resolver with pydantic validation and the shared error map installed."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    """A REST resolver with pydantic validation, the request gate and the shared error map installed."""
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools puts its request validation first in every route's middleware stack, before any of
+    # app.use(): the gate takes its place, so that the caller and the body's limits are judged first.
+    app._request_validation_middleware = RequestGate()
 
     @app.exception_handler(RequestValidationError)
     def on_validation_error(error: RequestValidationError) -> Response:
@@ -175,7 +236,13 @@ def create_resolver() -> APIGatewayRestResolver:
         ]
         if any(item["type"] == "json_invalid" for item in details):
             return error_response(400, "invalid_json", "The request body is not valid JSON.")
+        if any(item["loc"][:1] == ["path"] for item in details):
+            return error_response(404, "not_found", "No such resource.")  # an id of the wrong shape names nothing
         return error_response(422, "validation_error", "The request is not valid.", details)
+
+    @app.exception_handler(RefusedBody)
+    def on_refused_body(error: RefusedBody) -> Response:
+        return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(DomainError)
     def on_domain_error(error: DomainError) -> Response:
@@ -199,6 +266,15 @@ def create_resolver() -> APIGatewayRestResolver:
         return error_response(500, "internal_error", "Something went wrong; please retry later.")
 
     return app
+
+
+def location_of(event: Mapping[str, Any], resource_id: str) -> str:
+    """The ``Location`` of a resource created by a POST to a collection: the collection's path as
+    the client called it, then the new id. ``requestContext.path`` is that path (the stage, or a
+    custom domain's base path, included); ``path`` is the resource's within the API (no stage)."""
+    context = event.get("requestContext") or {}
+    called = context.get("path") or event.get("path") or ""
+    return f"{called.rstrip('/')}/{resource_id}"
 
 
 def correlation_id_of(event: dict[str, Any]) -> str:
@@ -230,26 +306,15 @@ def is_nested_too_deep(body: str) -> bool:
     return False
 
 
-def _proxy_error(status: int, code: str, message: str) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"code": code, "message": message}),
-        "isBase64Encoded": False,
-    }
-
-
-def rejected_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
-    """A 413 proxy response when the body is over the size limit, a 400 when it nests too
-    deep; checked before anything parses it."""
-    body = event.get("body") or ""
+def refuse_unreadable_body(body: str | bytes | None) -> None:
+    """Refuses a body over the size limit (413) or nesting too deep (400), before anything parses it."""
+    body = body or ""
     raw = body.encode() if isinstance(body, str) else body
     if len(raw) > MAX_BODY_BYTES:
-        return _proxy_error(413, "payload_too_large", "The request body is over 64 KiB.")
+        raise RefusedBody(413, "payload_too_large", "The request body is over 64 KiB.")
     if is_nested_too_deep(body if isinstance(body, str) else body.decode(errors="replace")):
         message = f"The request body nests arrays or objects more than {MAX_NESTING_DEPTH} levels deep."
-        return _proxy_error(400, "nesting_too_deep", message)
-    return None
+        raise RefusedBody(400, "nesting_too_deep", message)
 
 
 def with_correlation_header(response: dict[str, Any], correlation_id: str) -> dict[str, Any]:
@@ -276,7 +341,7 @@ ApiHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, metrics: Metrics) -> ApiHandler:
     """The Lambda handler of an API function: Powertools logging, tracing and metrics around
-    one request, whose correlation id goes into every log line, body limits, then routing."""
+    one request, whose correlation id goes into every log line, then routing."""
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler
@@ -285,7 +350,7 @@ def make_api_handler(app: APIGatewayRestResolver, logger: Logger, tracer: Any, m
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id = correlation_id_of(event)
         logger.set_correlation_id(correlation_id)
-        response = rejected_body_response(event) or app.resolve(as_json_request(event), context)
+        response = app.resolve(as_json_request(event), context)
         return with_correlation_header(response, correlation_id)
 
     return handler
