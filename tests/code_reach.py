@@ -14,8 +14,9 @@ Reachability is followed from the handler, by name:
   method or callback passed along, a property read;
 - a reached class reaches its dunder methods, and all of its methods if it extends a library class
   (the library calls them: a persistence layer, a validator).
-Matching by name over-approximates (``x.get`` reaches every ``get``) but never misses a call the
-code writes. The AWS operations are then:
+Matching by name over-approximates (``x.get`` reaches every ``get``) but misses no call the code
+spells out (one made through ``getattr`` it would miss: tests/integration/test_function_calls.py
+would catch it when it runs). The AWS operations are then:
 - a botocore operation called (or passed) by its Python name, ``publish_batch``, in code that
   also reached a client of that service, ``create_client("sns", ...)`` or ``boto3.client("sns")``;
 - the calls a library makes for the code (LIBRARY_CALLS), and those of the Parameters and Secrets
@@ -56,7 +57,6 @@ NOT_LIBRARY_BASES = frozenset({"object", "Protocol", "Generic"})
 class Reach:
     calls: dict[AwsCall, str]  # each operation, and the code (module: definition) that calls it
     strings: frozenset[str]  # the string constants of the reached code: the environment variables read among them
-    modules: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def reach(code_roots: Sequence[Path], handler: str) -> Reach:
         for python_name, operation in _operations(service).items():
             if python_name in walk.names:
                 calls.setdefault(AwsCall(service, operation), walk.names[python_name])
-    return Reach(calls=calls, strings=frozenset(walk.strings), modules=frozenset(modules))
+    return Reach(calls=calls, strings=frozenset(walk.strings))
 
 
 class _Walk:

@@ -167,7 +167,8 @@ def symbolic_resolver(template: dict[str, Any]) -> Resolver:
 
 def platform_accesses(function: LambdaFunction, resolver: Resolver) -> set[Access]:
     """What Lambda does with the function's role for the function's configuration."""
-    name = resolver.resolve(function.properties.get("FunctionName")) or f"shop-{function.name}-*"
+    # Without a FunctionName, CloudFormation names it: the stack's name, the logical id, a suffix.
+    name = resolver.resolve(function.properties.get("FunctionName")) or f"shop-{function.name}-A1B2C3D4E5F6"
     stream = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{name}:log-stream:a-stream"
     needed = {Access(action, stream, "its log") for action in ("logs:CreateLogStream", "logs:PutLogEvents")}
     if function.properties.get("TracingConfig", {}).get("Mode") == "Active":
