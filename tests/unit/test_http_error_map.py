@@ -20,6 +20,7 @@ from pymongo.errors import (
 
 from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
 from shop_common.http import create_resolver
+from shop_common.runtime import OutOfTime
 from tests.support import FakeLambdaContext, api_event
 
 
@@ -75,8 +76,18 @@ def answer_to(error: Exception) -> tuple[int, dict[str, str], dict[str, Any]]:
         TimeoutError("the secrets extension did not answer"),
         wrapped(ServerSelectionTimeoutError("No servers found yet")),
         raised_while_handling(NetworkTimeout("timed out")),
+        OutOfTime("Given up after 3 attempts, 0.5 s left in the invocation"),
     ],
-    ids=["server-selection", "auto-reconnect", "network-timeout", "connection", "timeout", "wrapped", "context"],
+    ids=[
+        "server-selection",
+        "auto-reconnect",
+        "network-timeout",
+        "connection",
+        "timeout",
+        "wrapped",
+        "context",
+        "out-of-time",
+    ],
 )
 def test_an_unreachable_dependency_is_503_with_retry_after(error: Exception) -> None:
     status, headers, body = answer_to(error)

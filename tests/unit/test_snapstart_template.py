@@ -10,61 +10,19 @@ resource: SAM's AutoPublishAlias is what does the pointing, and this proves it r
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
+from tests.sam_translation import translated_resources
 
-# Runs in .venv-tools. Local code paths become S3 URIs, as `sam package` would make them.
-TRANSLATE = """
-import json, sys
-from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.transform import transform
-
-class NoManagedPolicies:
-    def load(self):
-        return {}
-
-with open(sys.argv[1]) as f:
-    template = yaml_parse(f.read())
-for resource in template["Resources"].values():
-    properties = resource.get("Properties", {})
-    for key in ("CodeUri", "ContentUri"):
-        if key in properties:
-            properties[key] = "s3://artifacts/" + str(properties[key])
-pseudo = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
-print(json.dumps(transform(template, {**pseudo, "AWS::StackName": "shop"}, NoManagedPolicies())))
-"""
 INTEGRATION_URI = r"arn:aws:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/\$\{(\w+)\}/invocations"
 
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    if not TOOLS_PYTHON.exists():
-        if os.environ.get("SHOP_REQUIRE_ARTIFACTS"):
-            pytest.fail(".venv-tools is missing although `make test` builds it")
-        pytest.skip(".venv-tools (AWS SAM CLI) is absent: `make test`, `make build` or `make lint` creates it")
-    with tempfile.TemporaryDirectory() as home:
-        completed = subprocess.run(
-            [str(TOOLS_PYTHON), "-c", TRANSLATE, str(ROOT / "template.yaml")],
-            capture_output=True,
-            text=True,
-            env={"PATH": os.environ.get("PATH", ""), "HOME": home, "AWS_DEFAULT_REGION": "eu-west-1"},
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-    assert completed.returncode == 0, completed.stderr
-    translated: dict[str, Any] = json.loads(completed.stdout)["Resources"]
-    return translated
+    return translated_resources()
 
 
 def of_type(resources: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -380,15 +380,19 @@ def test_the_notifications_function_cannot_publish() -> None:
 
 
 def test_every_publishing_function_may_publish_only_to_the_events_topic() -> None:
+    """Which functions may publish at all is test_function_grants': those whose code does."""
     for name, props in FUNCTIONS.items():
-        if name == "NotificationsFunction":
-            continue
         if "Role" in props:
             statements = _statements(RESOURCES[props["Role"]["Fn::GetAtt"][0]])
             publish = [s for s in statements if "sns:Publish" in _as_list(s["Action"])]
-            assert [s["Resource"] for s in publish] == [{"Ref": "ShopEventsTopic"}], name
+            assert [s["Resource"] for s in publish] in ([], [{"Ref": "ShopEventsTopic"}]), name
         else:
-            assert "SNSPublishMessagePolicy" in _policy_names(props["Policies"]), name
+            policies = _as_list(props.get("Policies") or [])
+            sns = [p for p in policies if isinstance(p, dict) and next(iter(p)).startswith("SNS")]
+            assert sns in (
+                [],
+                [{"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["ShopEventsTopic", "TopicName"]}}}],
+            ), name
 
 
 def test_sqs_consumers_may_receive_and_delete_only_their_own_queue() -> None:

@@ -2,8 +2,9 @@
 
 Reserving and releasing touch several products and the order's reservation record, so
 each runs in one multi-document transaction: all lines or none, and the reservation
-record (``_id`` = order id) makes it happen at most once per order. ``with_transaction``
-retries on write conflicts, which is how concurrent orders for the same sku serialise.
+record (``_id`` = order id) makes it happen at most once per order. A transaction is run again
+after a write conflict, which is how concurrent orders for the same sku serialise, while the
+invocation has time for it (shop_common.transactions).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
 from inventory.domain import NOTHING_HELD, Product, ProductUpdate, ReservationDecision, ReservationStatus
 from shop_common.events import OrderLine
 from shop_common.outbox import PENDING_EVENTS, PendingEvent, ensure_outbox_index
+from shop_common.transactions import run_transaction
 
 Decide = Callable[[Mapping[str, Product]], ReservationDecision]
 
@@ -98,7 +98,7 @@ class InventoryRepository:
             )
             return pending
 
-        return self._in_transaction(attempt)
+        return run_transaction(self._client, attempt)
 
     def release(self, order_id: str, released_as: ReservationStatus, now: datetime) -> ReservationStatus | None:
         """Return an order's stock exactly once, whether the order was cancelled, its payment
@@ -141,15 +141,7 @@ class InventoryRepository:
             )
             return previous
 
-        return self._in_transaction(attempt)
-
-    def _in_transaction(self, callback: Callable[[ClientSession], Any]) -> Any:
-        with self._client.start_session() as session:
-            return session.with_transaction(
-                callback,
-                read_concern=ReadConcern("snapshot"),
-                write_concern=WriteConcern("majority"),
-            )
+        return run_transaction(self._client, attempt)
 
 
 def _to_product(document: Mapping[str, Any]) -> Product:

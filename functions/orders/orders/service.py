@@ -30,6 +30,7 @@ from shop_common.events import (
 )
 from shop_common.identity import Caller
 from shop_common.outbox import Outbox
+from shop_common.runtime import attempts_in_time
 
 # A transition loses its compare-and-set only if the order changed in between; re-deciding
 # on the fresh order settles it. An order changes at most four times (its total; confirmed,
@@ -138,7 +139,7 @@ class OrdersService:
         return order
 
     def _transition(self, order_id: str, decide: Callable[[Order], Transition | None]) -> Order:
-        for _ in range(MAX_TRANSITION_ATTEMPTS):
+        for _ in attempts_in_time(MAX_TRANSITION_ATTEMPTS):
             order = self._stored(order_id)
             transition = decide(order)
             if transition is None:

@@ -25,6 +25,7 @@ from payments.repository import PaymentsRepository
 from shop_common.clock import new_id, utc_now
 from shop_common.outbox import Outbox
 from shop_common.redelivery import RetryLater
+from shop_common.runtime import attempts_in_time
 
 logger = Logger(child=True)
 metrics = Metrics()  # flushed by the handler's log_metrics
@@ -129,7 +130,7 @@ class PaymentsService:
     def _change(self, order_id: str, decide: Decide) -> Payment | None:
         """Apply what ``decide`` makes of the stored payment, re-reading it as long as another
         change gets in between; the payment as it is then."""
-        for _ in range(MAX_TRANSITION_ATTEMPTS):
+        for _ in attempts_in_time(MAX_TRANSITION_ATTEMPTS):
             payment = self.repository.get(order_id)
             transition = decide(payment)
             if transition is None:
