@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,10 +30,22 @@ from devstack.provision import provision
 from devstack.stripe_server import API_KEY as STRIPE_API_KEY
 from devstack.stripe_server import StripeServer
 from devstack.template import Template, load_template
+from shop_common.container import release_all
 from tests.support import ServiceRuntime
 
 SERVICES = ("users", "orders", "inventory", "notifications", "payments")
 SENDER = "shop@example.com"
+
+
+@pytest.fixture(autouse=True)
+def environment_as_it_was() -> Iterator[None]:
+    """Each test leaves os.environ as it found it. Threads that each patch it (mock.patch.dict,
+    as ServiceRuntime.invoke does) restore one another's values, and would leak a function's
+    settings (STRIPE_API_KEY, say) into later tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -97,14 +108,9 @@ def aws(mongo_uri: str) -> Iterator[AwsResources]:
 
 
 def _clear_dependency_caches() -> None:
-    for service in SERVICES:
-        try:
-            module = importlib.import_module(f"{service}.dependencies")
-        except ModuleNotFoundError:
-            continue
-        module.dependencies.cache_clear()
-        if hasattr(module, "service"):
-            module.service.cache_clear()
+    """Every test starts as a new container: nothing a service built (clients, secrets read, the
+    payment provider) carries over from another test."""
+    release_all()
 
 
 @pytest.fixture

@@ -136,5 +136,6 @@ def test_commands_per_saga_message(
         "notifications PaymentRefunded": [["find", *email]],  # the order's user looked up
         "inventory PaymentFailed": [release],
         "orders PaymentFailed": [["find", "update", "update"]],
+        "inventory OrderRejected": [["find", "commitTransaction"]],  # its stock returned already (PaymentFailed)
         "notifications OrderRejected": [["update", *email]],
     }
