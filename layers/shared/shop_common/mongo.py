@@ -5,11 +5,20 @@ The client is created on first use and reused by every invocation of the contain
 (shop_common.container) or its connection string's secret changes (shop_common.secrets).
 Timeouts fail fast: an API call should answer with an error in seconds, not hang for pymongo's
 default 30 s server selection.
+
+Connections are few, because Atlas counts them per node (M10: 1,500) and every container keeps
+its own (tests/unit/test_connection_budget.py adds them up over the template): a pool of
+``MAX_POOL_SIZE`` to the primary and one monitoring connection to each member.
+
+The connection string may name ``authMechanism=MONGODB-AWS`` and hold no password: the driver
+then signs in with the function's role, whose credentials pymongo-auth-aws takes from botocore's
+chain (the container credentials provider under SnapStart).
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -21,6 +30,13 @@ from shop_common.secrets import read_secret
 from shop_common.settings import ServiceSettings
 
 SERVER_SELECTION_TIMEOUT_SECONDS = 3
+# A container runs one invocation at a time and only its main thread uses MongoDB (the relay's
+# threads publish to SNS): one connection serves it, a second spares it waiting on the driver's
+# own background work (closing cursors).
+MAX_POOL_SIZE = 2
+# Polling: one monitoring connection per member. Streaming would add a second (the round-trip
+# timer); pymongo picks polling itself on Lambda, said here so the budget does not rely on it.
+SERVER_MONITORING_MODE = "poll"
 
 
 class Indexed(Protocol):
@@ -45,11 +61,22 @@ def connection_string(settings: ServiceSettings) -> str:
     return read_secret(settings.mongodb_secret_id)
 
 
-@per_container(close=MongoClient.close)
+def close_client(client: MongoClient) -> None:
+    """Close the client and forget the AWS credentials MONGODB-AWS signed in with: the driver
+    caches them per process, and a container restored from a snapshot must fetch its own."""
+    client.close()
+    aws_auth = sys.modules.get("pymongo_auth_aws.auth")  # imported only by a MONGODB-AWS sign-in
+    if aws_auth is not None:
+        aws_auth.set_cached_credentials(None)
+
+
+@per_container(close=close_client)
 def client_for(uri: str, app_name: str) -> MongoClient:
     return MongoClient(
         uri,
         appname=app_name,
+        maxPoolSize=MAX_POOL_SIZE,
+        serverMonitoringMode=SERVER_MONITORING_MODE,
         tz_aware=True,
         serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_SECONDS * 1000,
         connectTimeoutMS=3000,
