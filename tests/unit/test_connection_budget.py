@@ -100,7 +100,7 @@ def connections_per_container() -> Iterator[int]:
     release_all()
     options = client_for("mongodb://127.0.0.1:1,127.0.0.1:2,127.0.0.1:3/?replicaSet=rs0", "budget").options
     monitors = 1 if options.server_monitoring_mode == "poll" else 2  # streaming adds a round-trip timer
-    yield options.pool_options.max_pool_size + monitors
+    yield int(options.pool_options.max_pool_size) + monitors
     release_all()
 
 
