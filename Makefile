@@ -66,8 +66,9 @@ lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared functions devstack tests bench tools
 	$(TOOLS)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(TOOLS)/bin/cfn-lint deploy/account.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
-	$(CHECKOV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(CHECKOV)/bin/checkov -f template.yaml -f deploy/account.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Bytecode in the artifact: Lambda's /var/task and /opt are read-only, so Python compiles every module
 # from source at each cold start (about 700 ms instead of 230 for a handler, docs/BENCHMARKS.md).

@@ -156,6 +156,11 @@ def symbolic_resolver(template: dict[str, Any]) -> Resolver:
             arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
             url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{name}"
             resolver.resources[name] = Attributes(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+        elif kind == "AWS::Logs::LogGroup":
+            group = resolver.resolve(props["LogGroupName"])
+            resolver.resources[name] = Attributes(
+                group, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}:*"}
+            )
         elif kind == "AWS::SecretsManager::Secret":
             secret_name = resolver.resolve(props.get("Name", name))
             resolver.resources[name] = Attributes(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{secret_name}")
@@ -167,9 +172,11 @@ def symbolic_resolver(template: dict[str, Any]) -> Resolver:
 
 def platform_accesses(function: LambdaFunction, resolver: Resolver) -> set[Access]:
     """What Lambda does with the function's role for the function's configuration."""
-    # Without a FunctionName, CloudFormation names it: the stack's name, the logical id, a suffix.
+    # Its own group (LoggingConfig), else Lambda's default, named after the function; without a FunctionName,
+    # CloudFormation names the function: the stack's name, the logical id, a suffix.
     name = resolver.resolve(function.properties.get("FunctionName")) or f"shop-{function.name}-A1B2C3D4E5F6"
-    stream = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{name}:log-stream:a-stream"
+    group = resolver.resolve(function.properties.get("LoggingConfig", {}).get("LogGroup")) or f"/aws/lambda/{name}"
+    stream = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}:log-stream:a-stream"
     needed = {Access(action, stream, "its log") for action in ("logs:CreateLogStream", "logs:PutLogEvents")}
     if function.properties.get("TracingConfig", {}).get("Mode") == "Active":
         needed |= {

@@ -48,7 +48,15 @@ def translated_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         if os.environ.get("SHOP_REQUIRE_ARTIFACTS"):
             pytest.fail(".venv-tools is missing although `make test` builds it")
         pytest.skip(".venv-tools (AWS SAM CLI) is absent: `make test`, `make build` or `make lint` creates it")
-    return json.loads(_translate(path.read_text()))
+    return translated_variant(path.read_text())
+
+
+def translated_variant(template_text: str) -> dict[str, Any]:
+    """A template given as text (YAML or JSON: a variant of template.yaml), expanded."""
+    if not TOOLS_PYTHON.exists():
+        pytest.skip(".venv-tools (AWS SAM CLI) is absent: `make test`, `make build` or `make lint` creates it")
+    expanded: dict[str, Any] = json.loads(_translate(template_text))
+    return expanded
 
 
 @cache

@@ -314,9 +314,7 @@ def test_access_log_in_json_names_caller_route_status_and_latency() -> None:
         "$context.responseLatency",
     ):
         assert variable in fields, variable
-    # API Gateway needs the account's CloudWatch role before a stage can log
-    assert RESOURCES["ShopApi"]["DependsOn"] == "ApiGatewayAccount"
-    assert RESOURCES["ApiGatewayAccount"]["Type"] == "AWS::ApiGateway::Account"
+    # the account's CloudWatch role it needs is set once per account: tests/unit/test_account_template.py
 
 
 # ---------- logs and encryption ----------
@@ -324,16 +322,10 @@ def test_access_log_in_json_names_caller_route_status_and_latency() -> None:
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_every_function_has_a_log_group_with_retention(function: str) -> None:
-    groups = [
-        r["Properties"]
-        for r in RESOURCES.values()
-        if r["Type"] == "AWS::Logs::LogGroup"
-        and r["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
-    ]
-    assert len(groups) == 1
-    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    group = RESOURCES[FUNCTIONS[function]["LoggingConfig"]["LogGroup"]["Ref"]]  # more in tests/unit/test_log_groups.py
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
     assert TEMPLATE["Parameters"]["LogRetentionInDays"]["Default"] in (14, 30, 60, 90)
-    assert "FunctionName" in FUNCTIONS[function]  # so the group and the role's log statements can name it
 
 
 def test_every_queue_and_topic_is_encrypted_at_rest() -> None:
