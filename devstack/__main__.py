@@ -1,4 +1,4 @@
-"""`python -m devstack up|demo|dlq|invoke|sizes ...`: the local stack and its tools."""
+"""`python -m devstack up|demo|dlq|doctor|invoke|sizes ...`: the local stack and its tools."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("--queue", help="only this dead-letter queue (logical id, or URL with --aws)")
     dlq.add_argument("--aws", action="store_true", help="work on the deployed stack (CloudFormation outputs)")
     dlq.add_argument("--stack-name", default="shop-dev")
+    doctor = commands.add_parser("doctor", help="check a stack is ready to serve; one line per finding, how to fix it")
+    doctor.add_argument(
+        "--aws", action="store_true", help="check the deployed stack (CloudFormation), not the local one"
+    )
+    doctor.add_argument("--stack-name", default="shop-dev")
+    doctor.add_argument("--region", help="the deployed stack's region; default: your AWS configuration's")
+    doctor.add_argument(
+        "--no-connect",
+        dest="connect",
+        action="store_false",
+        help="parse the connection strings, do not reach the clusters",
+    )
     invoke = commands.add_parser(
         "invoke", help="run one function of the built artifact once, as Lambda's python3.13 runtime (no Docker)"
     )
@@ -124,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(sign_in(read_stack(args.state_dir), args.email, args.staff))
         return 0
+    if args.command == "doctor":
+        from devstack.doctor import aws_view, local_view, run_doctor
+
+        view = aws_view(args.stack_name, args.region) if args.aws else local_view(read_stack(args.state_dir))
+        return run_doctor(view, connect=args.connect)
     from devstack.dlq import run_dlq
 
     return run_dlq(args, None if args.aws else read_stack(args.state_dir))

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from devstack.stripe_server import API_KEY as LOCAL_STRIPE_KEY
 from devstack.template import REGION, Attributes, FunctionSpec, Resolver, Template
 
 FAST_VISIBILITY_TIMEOUT = 2
@@ -68,7 +69,9 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
 
     for name, props in template.of_type("AWS::SecretsManager::Secret").items():
         secret_name = resolver.resolve(props.get("Name", f"{prefix}/{name}"))
-        arn = secrets.create_secret(Name=secret_name, SecretString=mongodb_uri)["ARN"]
+        # what the template's placeholder stands for: a Stripe key (localstripe's) or a connection string
+        value = LOCAL_STRIPE_KEY if str(props.get("SecretString", "")).startswith("sk_") else mongodb_uri
+        arn = secrets.create_secret(Name=secret_name, SecretString=value)["ARN"]
         resolver.resources[name] = Attributes(arn)
         done.secrets[name] = arn
 
