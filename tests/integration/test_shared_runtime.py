@@ -65,7 +65,7 @@ class LocalEndpoint(BaseHTTPRequestHandler):
     requests: list[dict[str, str]] = []
 
     def do_GET(self) -> None:
-        type(self).requests.append(dict(self.headers))
+        self.requests.append(dict(self.headers))
         body = json.dumps(self.body).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -80,11 +80,15 @@ class LocalEndpoint(BaseHTTPRequestHandler):
 @contextmanager
 def serving(body: dict[str, Any]) -> Iterator[tuple[int, list[dict[str, str]]]]:
     """A local HTTP endpoint answering ``body``: its port, and the requests it received."""
-    handler = type("Endpoint", (LocalEndpoint,), {"body": body, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    class Endpoint(LocalEndpoint):
+        pass
+
+    Endpoint.body, Endpoint.requests = body, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield server.server_address[1], handler.requests
+        yield server.server_address[1], Endpoint.requests
     finally:
         server.shutdown()
         server.server_close()
