@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import snapstart_cost
+from bench import cost, snapstart_cost
 from bench.cost import LAMBDA_ARM_GB_SECOND, SNAPSTART_CACHE_GB_SECOND, SNAPSTART_RESTORE_GB
 from devstack.template import Template, load_template
 
@@ -60,3 +60,21 @@ def test_the_table_has_a_row_per_function_and_the_totals() -> None:
     table = snapstart_cost.markdown_table(rows).splitlines()
     assert len(table) == 2 + len(rows) + 1
     assert table[-1].startswith("| total |")
+
+
+def test_the_saga_cost_charges_restores_only_to_the_snapstart_paths() -> None:
+    billed = dict.fromkeys(cost.SAGA_FUNCTIONS, 10.0)
+    start = {name: 1.0 if name == "POST /orders" else 240.0 for name in cost.SAGA_FUNCTIONS}
+    lines = {
+        line.item: line.dollars_per_million_orders
+        for line in cost.saga_cost(billed, start, frozenset({"POST /orders"}))
+    }
+
+    per_gb_second = cost.MEMORY_GB * cost.LAMBDA_ARM_GB_SECOND * 1_000_000
+    restores = cost.COLD_START_SHARE * 1_000_000 * cost.MEMORY_GB * cost.SNAPSTART_RESTORE_GB
+    assert lines["SnapStart restores"] == pytest.approx(restores)  # one path's, not the seven's
+    request = cost.LAMBDA_REQUEST * 1_000_000
+    assert lines["Lambda POST /orders"] == pytest.approx((0.010 + 0.001 * 0.01) * per_gb_second + request)
+    assert lines["Lambda orders consumer (PaymentSucceeded)"] == pytest.approx(
+        (0.010 + 0.240 * 0.01) * per_gb_second + request
+    )
