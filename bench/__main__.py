@@ -15,7 +15,6 @@ from bench.cost import (
     COLD_START_SHARE,
     PRICES_DATE,
     SAGA_FUNCTIONS,
-    init_cost_without_snapstart,
     saga_cost,
     snapstart_cache_per_month,
 )
@@ -250,12 +249,14 @@ def main() -> int:
     billed = {name: by_name[name].p50_ms for name in SAGA_FUNCTIONS}
     # A restored container bills its after-restore hooks; the charge is measured warm only: its handler's.
     hooks_by_handler = {r.path.handler: r.hooks_ms for r in restores}
-    functions = Template(load_template()).of_type("AWS::Serverless::Function")
+    snapstart_handlers = {f.handler for f in Template(load_template()).functions() if f.snapstart}
+    snapstart = frozenset(name for name in SAGA_FUNCTIONS if by_name[name].path.handler in snapstart_handlers)
     restore_ratios = sorted(r.total_ms / baseline.total_ms for r in restores)
-    restore_ms = {name: hooks_by_handler.get(by_name[name].path.handler, 0.0) for name in SAGA_FUNCTIONS}
-    lines = saga_cost(billed, restore_ms)
-    without_snapstart = init_cost_without_snapstart({name: init[name] for name in SAGA_FUNCTIONS})
-    snapstart_restores = next(line.dollars_per_million_orders for line in lines if line.item == "SnapStart restores")
+    start_ms = {
+        name: hooks_by_handler.get(by_name[name].path.handler, 0.0) if name in snapstart else init[name]
+        for name in SAGA_FUNCTIONS
+    }
+    lines = saga_cost(billed, start_ms, snapstart)
     total = sum(line.dollars_per_million_orders for line in lines)
     rows = [
         [line.item, f"{line.dollars_per_million_orders:.2f}", f"{100 * line.dollars_per_million_orders / total:.0f}%"]
@@ -266,14 +267,13 @@ def main() -> int:
         f"## Cost per million orders (USD, list prices of {PRICES_DATE}, arm64, 512 MB)\n\n"
         + table(["item", "$ per 1M orders", "share"], rows)
         + f"\n\nLambda durations: the warm p50s above, rounded up to 1 ms; {COLD_START_SHARE:.0%} of invocations "
-        "start a new container, restored from the SnapStart snapshot: a restore charge per GB of memory, "
-        "and the after-restore hooks billed (rounded up to 1 ms). Without SnapStart, INIT (billed since "
-        f"August 2025) at the measured import time would cost ${without_snapstart:.2f} per million orders "
-        f"instead of the restores' ${snapstart_restores:.2f}: SnapStart buys its latency (first request "
-        f"{restore_ratios[0]:.2f}-{restore_ratios[-1]:.2f}x a cold start, above) for a few dollars per million "
-        "orders, plus about "
-        f"${snapstart_cache_per_month(len(functions)):.0f} a month to keep the snapshots of the {len(functions)} "
-        "functions' active "
+        "start a new container. SnapStart is on the API functions only (bench/snapstart_cost.py: where a person "
+        f"waits; of the saga, {', '.join(sorted(snapstart))}): their new containers are restored from the "
+        "snapshot, a restore charge per GB of memory and the after-restore hooks billed (rounded up to 1 ms); the "
+        "others' bill their INIT (the measured import, rounded up to 1 ms). SnapStart buys the API's latency, "
+        f"for a first request {restore_ratios[0]:.2f}-{restore_ratios[-1]:.2f}x a cold start (above), plus about "
+        f"${snapstart_cache_per_month(len(snapstart_handlers)):.0f} a month to keep the snapshots of the "
+        f"{len(snapstart_handlers)} API functions' active "
         "versions cached (512 MB each). It is on arm64: AWS lists no architecture limit for SnapStart "
         "(only provisioned concurrency, EFS and over 512 MB of ephemeral storage), and arm64 compute is "
         "20% cheaper. Per order: 7 Lambda invocations (the payments and orders consumers twice "

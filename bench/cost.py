@@ -48,30 +48,27 @@ class CostLine:
     dollars_per_million_orders: float
 
 
-def saga_cost(billed_ms: dict[str, float], restore_ms: dict[str, float]) -> list[CostLine]:
-    """With SnapStart (template.yaml): ``billed_ms`` per function path, and ``restore_ms``, the
-    after-restore hooks Lambda bills on each restored container (its Billed Restore Duration also
-    counts loading the runtime, which no local run can measure)."""
+def saga_cost(
+    billed_ms: dict[str, float], start_ms: dict[str, float], snapstart: frozenset[str] = frozenset()
+) -> list[CostLine]:
+    """``billed_ms`` per function path, and ``start_ms``, what a new container bills before it: for a
+    path in ``snapstart`` (template.yaml: the API functions), the after-restore hooks Lambda bills on
+    each restored container (its Billed Restore Duration also counts loading the runtime, which no
+    local run can measure), and its restore charge; for any other, its INIT (billed since August
+    2025: the handler module's import)."""
     lines = []
     for function in SAGA_FUNCTIONS:
         duration_s = math.ceil(billed_ms[function]) / 1000
-        restore_s = math.ceil(restore_ms.get(function, 0.0)) / 1000 * COLD_START_SHARE
-        compute = (duration_s + restore_s) * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
+        start_s = math.ceil(start_ms.get(function, 0.0)) / 1000 * COLD_START_SHARE
+        compute = (duration_s + start_s) * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
         lines.append(CostLine(f"Lambda {function}", compute + LAMBDA_REQUEST * 1_000_000))
-    restores = len(SAGA_FUNCTIONS) * COLD_START_SHARE * 1_000_000
+    restores = sum(1 for function in SAGA_FUNCTIONS if function in snapstart) * COLD_START_SHARE * 1_000_000
     lines.append(CostLine("SnapStart restores", restores * MEMORY_GB * SNAPSTART_RESTORE_GB))
     lines.append(CostLine("API Gateway (REST) request", API_GATEWAY_REST_REQUEST * 1_000_000))
     lines.append(CostLine("SNS publishes", SNS_PUBLISHES_PER_ORDER * SNS_PUBLISH * 1_000_000))
     lines.append(CostLine("SQS requests", SQS_MESSAGES_PER_ORDER * SQS_REQUESTS_PER_MESSAGE * SQS_REQUEST * 1_000_000))
     lines.append(CostLine("SES email", SES_EMAIL * 1_000_000))
     return lines
-
-
-def init_cost_without_snapstart(init_ms: dict[str, float]) -> float:
-    """Dollars per million orders that INIT would bill on new containers without SnapStart
-    (``init_ms``: the handler module's import, per function path): what the restores replace."""
-    init_s = sum(math.ceil(init_ms.get(function, 0.0)) / 1000 for function in SAGA_FUNCTIONS)
-    return init_s * COLD_START_SHARE * MEMORY_GB * LAMBDA_ARM_GB_SECOND * 1_000_000
 
 
 def snapstart_cache_per_month(functions: int) -> float:

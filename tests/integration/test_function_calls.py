@@ -100,6 +100,7 @@ class Shop:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         function = self.functions[name]
         release_all()  # a container of its own: clients built, and secrets read, afresh
+        botocore_session().register("before-parameter-build", self.recorder)  # the container's session
         self.invoked.add(name)
         self.recorder.function = name
         try:
@@ -183,12 +184,9 @@ def shop(mongo_uri: str, mongo_client: MongoClient, localstripe: LocalStripe) ->
             if "STRIPE_SECRET_ID" in function.environment:
                 stripe_secret = shop.resolver.resolve(function.environment["STRIPE_SECRET_ID"])
                 secrets.put_secret_value(SecretId=stripe_secret, SecretString=localstripe.api_key)
-        release_all()  # clients built before the hook would not call it
-        botocore_session().register("before-parameter-build", shop.recorder)
         try:
             yield shop
         finally:
-            botocore_session().unregister("before-parameter-build", shop.recorder)
             for name in mongo_client.list_database_names():
                 if name.startswith(prefix):
                     mongo_client.drop_database(name)

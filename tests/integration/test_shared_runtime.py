@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from unittest import mock
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import boto3
 import pytest
 from pymongo import MongoClient
 
-from devstack.mongod import free_port
 from orders.repository import OrdersRepository
-from shop_common import container, mongo, secrets
+from shop_common import container, mongo
 from shop_common.settings import ServiceSettings
 from tests.conftest import AwsResources
 
@@ -59,22 +58,17 @@ def test_ensuring_indexes_twice_is_harmless(mongo_client: MongoClient) -> None:
         mongo_client.drop_database("index_check")
 
 
-class FakeSecretsExtension(BaseHTTPRequestHandler):
-    """Answers like the AWS Parameters and Secrets Lambda Extension on localhost."""
+class LocalEndpoint(BaseHTTPRequestHandler):
+    """Answers every GET with ``body`` (JSON) and records the requests' headers."""
 
-    secret_string = ""
-    token = ""
+    body: dict[str, Any] = {}
+    requests: list[dict[str, str]] = []
 
     def do_GET(self) -> None:
-        query = parse_qs(urlsplit(self.path).query)
-        if self.headers.get("X-Aws-Parameters-Secrets-Token") != self.token or not self.path.startswith(
-            "/secretsmanager/get"
-        ):
-            self.send_response(401)
-            self.end_headers()
-            return
-        body = json.dumps({"Name": query["secretId"][0], "SecretString": self.secret_string}).encode()
+        self.requests.append(dict(self.headers))
+        body = json.dumps(self.body).encode()
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -83,50 +77,57 @@ class FakeSecretsExtension(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_secrets_extension_is_used_when_the_function_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeSecretsExtension.secret_string, FakeSecretsExtension.token = "mongodb://from-extension:27017", "session-1"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSecretsExtension)
+@contextmanager
+def serving(body: dict[str, Any]) -> Iterator[tuple[int, list[dict[str, str]]]]:
+    """A local HTTP endpoint answering ``body``: its port, and the requests it received."""
+
+    class Endpoint(LocalEndpoint):
+        pass
+
+    Endpoint.body, Endpoint.requests = body, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_address[1]))
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
-    settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
     try:
-        assert mongo.connection_string(settings) == "mongodb://from-extension:27017"
-        container.release_all()  # another container, whose token the extension refuses: fall back
-        monkeypatch.setenv("AWS_SESSION_TOKEN", "someone-else")
-        with mock.patch.object(secrets.secrets_provider(), "get", return_value="mongodb://sdk") as sdk:
-            assert mongo.connection_string(settings) == "mongodb://sdk"
-        sdk.assert_called_once()
+        yield server.server_address[1], Endpoint.requests
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_without_the_extension_the_secret_is_read_with_powertools(
+def test_a_secret_is_read_from_secrets_manager_never_from_a_local_extension(
     aws: AwsResources, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
-    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(free_port()))  # nothing listens there
+    """Under SnapStart the Parameters and Secrets extension cannot authenticate a read (its header
+    needs AWS_SESSION_TOKEN, which Lambda does not give a SnapStart function), and the functions
+    without SnapStart have nobody waiting for the ~200 ms of cold start it would save: no function
+    uses it, even with a session token and an extension answering."""
     arn = boto3.client("secretsmanager").create_secret(Name="shop/test/users/uri", SecretString=mongo_uri)["ARN"]
     settings = ServiceSettings(service_name="users", mongodb_database="d", mongodb_secret_id=arn)
-    assert mongo.connection_string(settings) == mongo_uri
+    with serving({"Name": arn, "SecretString": "mongodb://from-extension:27017"}) as (port, extension_requests):
+        monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(port))
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
+
+        assert mongo.connection_string(settings) == mongo_uri
+    assert extension_requests == []
 
 
-def test_an_extension_that_does_not_answer_in_time_fails_the_read_instead_of_adding_a_second_one(
-    monkeypatch: pytest.MonkeyPatch,
+def test_under_snapstart_a_secret_is_read_with_the_container_credentials(
+    aws: AwsResources, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)  # accepts connections, never answers
-    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(listener.getsockname()[1]))
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-1")
-    settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id="shop/dev/orders/uri")
-    try:
-        with (
-            mock.patch.object(secrets.secrets_provider(), "get", return_value="mongodb://sdk") as sdk,
-            pytest.raises(TimeoutError),
-        ):
-            mongo.connection_string(settings)
-        sdk.assert_not_called()
-    finally:
-        listener.close()
+    arn = boto3.client("secretsmanager").create_secret(Name="shop/test/orders/uri", SecretString=mongo_uri)["ARN"]
+    settings = ServiceSettings(service_name="orders", mongodb_database="d", mongodb_secret_id=arn)
+    credentials = {
+        "AccessKeyId": "ASIACONTAINER",
+        "SecretAccessKey": "container-secret",
+        "Token": "container-session",
+        "Expiration": (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    with serving(credentials) as (port, credential_requests):
+        # What Lambda gives a SnapStart function: container credentials, no keys, no session token.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{port}/2021-04-23/credentials")
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-authorization")
+
+        assert mongo.connection_string(settings) == mongo_uri
+    assert [request["Authorization"] for request in credential_requests] == ["container-authorization"]

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -78,8 +79,8 @@ def test_after_the_restore_a_new_mongodb_client_is_built_and_the_old_one_is_clos
     after.close()
 
 
-def test_after_the_restore_aws_clients_are_rebuilt_on_the_session_kept_warm() -> None:
-    session = aws.botocore_session()  # models loaded, no connection: kept through the snapshot
+def test_after_the_restore_aws_clients_are_rebuilt_on_the_models_kept_warm() -> None:
+    models = aws.botocore_models()  # read from botocore's files, no connection: kept through the snapshot
     before = aws.create_client("sns", "http://127.0.0.1:1", aws.REPEATABLE)
 
     with mock.patch.object(before, "close", wraps=before.close) as close:
@@ -87,7 +88,43 @@ def test_after_the_restore_aws_clients_are_rebuilt_on_the_session_kept_warm() ->
 
     close.assert_called_once()  # its connection pool: sockets that would not survive a restore
     assert aws.create_client("sns", "http://127.0.0.1:1", aws.REPEATABLE) is not before
-    assert aws.botocore_session() is session
+    assert aws.botocore_session().get_component("data_loader") is models
+
+
+class Signed(Exception):
+    """Raised by the before-send hook: the request was signed, and is never sent."""
+
+
+def signing_access_key(client: Any) -> str:
+    """The access key ``client`` signs its next request with (no I/O: stopped before sending)."""
+
+    def stop(request: Any, **_: Any) -> None:
+        raise Signed(request.headers["Authorization"].decode())
+
+    client.meta.events.register("before-send", stop)
+    with pytest.raises(Signed) as signed:
+        client.list_topics()
+    credential = str(signed.value).partition("Credential=")[2]  # AKID/date/region/service/aws4_request
+    return credential.partition("/")[0]
+
+
+def test_after_the_restore_aws_clients_sign_with_the_containers_own_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before the snapshot (a published version's INIT), the warm-up builds its AWS clients.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSNAPSHOTINIT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "snapshot-secret")
+    before = aws.create_client("sns", "http://127.0.0.1:1", aws.REPEATABLE)
+    assert signing_access_key(before) == "AKIDSNAPSHOTINIT"
+    container.release_all()  # the before-snapshot hook lets go of the clients
+
+    # A restored container has credentials of its own (in AWS: the container credentials provider).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDRESTOREDCONTAINER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "restored-secret")
+    snapstart.after_restore()
+
+    after = aws.create_client("sns", "http://127.0.0.1:1", aws.REPEATABLE)
+    assert signing_access_key(after) == "AKIDRESTOREDCONTAINER"
 
 
 @dataclass
@@ -140,6 +177,7 @@ for module_name in sys.argv[1:]:
     }
 print(json.dumps(registered))
 """
+API_FUNCTIONS = {"UsersApiFunction", "OrdersApiFunction", "InventoryApiFunction"}  # SnapStart: a person waits
 # Modules a function's paths import on demand, imported before the snapshot instead.
 IMPORTED_BEFORE_THE_SNAPSHOT = {
     "orders.api": ["orders.idempotency"],
@@ -161,7 +199,9 @@ def test_every_function_registers_the_hooks_with_its_services_dependencies() -> 
     )
     registered = json.loads(completed.stdout)
 
-    assert all(function.snapstart for function in functions)
+    # Registered by every function, SnapStart or not: without it the hooks never run (devstack
+    # restores only the functions with SnapStart), and registering them is all it costs.
+    assert {function.name for function in functions if function.snapstart} == API_FUNCTIONS
     for module in modules:
         imports = IMPORTED_BEFORE_THE_SNAPSHOT.get(module, [])
         assert registered[module] == {"before_snapshot": [[True, True, imports]], "after_restore": [True]}, module

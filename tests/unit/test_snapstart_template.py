@@ -38,7 +38,7 @@ def alias_of(reference: Any, aliases: dict[str, dict[str, Any]]) -> str:
     return function
 
 
-def test_every_function_runs_python313_with_snapstart_on_a_published_version(resources: dict[str, Any]) -> None:
+def test_every_function_runs_python313_on_a_published_version(resources: dict[str, Any]) -> None:
     functions = of_type(resources, "AWS::Lambda::Function")
     versions = of_type(resources, "AWS::Lambda::Version")
     aliases = of_type(resources, "AWS::Lambda::Alias")
@@ -46,7 +46,6 @@ def test_every_function_runs_python313_with_snapstart_on_a_published_version(res
     for name, function in functions.items():
         assert function["Runtime"] == "python3.13", name
         assert function["Architectures"] == ["arm64"], name
-        assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
     assert sorted(v["FunctionName"]["Ref"] for v in versions.values()) == sorted(functions)
     assert sorted(a["FunctionName"]["Ref"] for a in aliases.values() if a["Name"] == "live") == sorted(functions)
     for layer in of_type(resources, "AWS::Lambda::LayerVersion").values():
@@ -71,14 +70,18 @@ def test_every_invoker_targets_the_alias_not_latest(resources: dict[str, Any]) -
     assert invoked == set(of_type(resources, "AWS::Lambda::Function"))
 
 
-def test_api_gateway_integrations_call_the_alias(resources: dict[str, Any]) -> None:
+def api_integrations(resources: dict[str, Any]) -> list[dict[str, Any]]:
     (api,) = of_type(resources, "AWS::ApiGateway::RestApi").values()
-    integrations = [
+    return [
         operation["x-amazon-apigateway-integration"]
         for path in api["Body"]["paths"].values()
         for operation in path.values()
         if isinstance(operation, dict) and "x-amazon-apigateway-integration" in operation
     ]
+
+
+def test_api_gateway_integrations_call_the_alias(resources: dict[str, Any]) -> None:
+    integrations = api_integrations(resources)
     assert len(integrations) == 8  # the contract's routes
     aliases = of_type(resources, "AWS::Lambda::Alias")
     for integration in integrations:
@@ -88,3 +91,22 @@ def test_api_gateway_integrations_call_the_alias(resources: dict[str, Any]) -> N
         )
         assert named, uri
         alias_of({"Ref": named.group(1)}, aliases)
+
+
+def test_snapstart_only_where_a_person_waits_for_a_cold_start(resources: dict[str, Any]) -> None:
+    """SnapStart's cache and restores cost more than the INIT they replace (bench/snapstart_cost.py):
+    it is on the functions API Gateway invokes, and on none that a queue, the topic or a schedule
+    invokes, where nobody waits."""
+    aliases = of_type(resources, "AWS::Lambda::Alias")
+    called_by_the_api = set()
+    for integration in api_integrations(resources):
+        named = re.fullmatch(INTEGRATION_URI, integration["uri"]["Fn::Sub"])
+        assert named, integration
+        called_by_the_api.add(alias_of({"Ref": named.group(1)}, aliases))
+    functions = of_type(resources, "AWS::Lambda::Function")
+    with_snapstart = {name for name, function in functions.items() if "SnapStart" in function}
+
+    assert called_by_the_api == {"UsersApiFunction", "OrdersApiFunction", "InventoryApiFunction"}
+    assert with_snapstart == called_by_the_api
+    for name in with_snapstart:
+        assert functions[name]["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name

@@ -51,14 +51,28 @@ SINGLE_ATTEMPT = CallBudget(connect_timeout=1.0, read_timeout=3.0, max_attempts=
 
 
 @cache
+def botocore_models() -> Any:
+    """The process's botocore loader: the services' models and endpoint rules, read from botocore's
+    files once and cached. It holds nothing of a container (no connection, no credential, no
+    setting), so it outlives a SnapStart snapshot as it is, warmed: a client after the first of its
+    service costs a few ms instead of ~40."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+@per_container
 def botocore_session() -> Any:
-    """The process's one botocore session (botocore, not boto3: boto3's session layer adds ~30 ms
-    of cold start and nothing used here). It caches the services' models and endpoint rules, so
-    a client after the first of its service costs ~2 ms instead of ~40; it holds no connection,
-    so it outlives a SnapStart snapshot as it is, warmed."""
+    """The container's botocore session (botocore, not boto3: boto3's session layer adds ~30 ms of
+    cold start and nothing used here), on the process's models. Per container, not per process: a
+    session resolves the credentials at its first client and keeps them, and under SnapStart
+    those of the published version's INIT must not sign a restored container's requests (a new
+    session costs ~6 ms once per container)."""
     import botocore.session
 
-    return botocore.session.get_session()
+    session = botocore.session.get_session()
+    session.register_component("data_loader", botocore_models())
+    return session
 
 
 @per_container(close=lambda client: client.close())  # its connection pool

@@ -2,11 +2,11 @@
 Secrets Manager within the invocation's time, and read again once they are older than
 SECRET_MAX_AGE_SECONDS, so that a warm container follows a rotation.
 
-Through the AWS Parameters and Secrets Lambda Extension when the function has it (template
-parameter SecretsExtensionLayerArn): it serves secrets over localhost with its own cache (300 s
-by default, which may add up to that much before a rotation is seen) and spares the function
-importing boto3 (about 200 ms of cold start). Without it, through Powertools Parameters on a
-client with the shared timeouts.
+Through Powertools Parameters on the container's client with the shared timeouts, signed with
+the container's own credentials (shop_common.aws). Not through the AWS Parameters and Secrets
+Lambda Extension: its requests must carry AWS_SESSION_TOKEN, which Lambda does not give a
+SnapStart function (it gets container credentials), and where it could run (the functions without
+SnapStart) nobody waits for the cold start it would save.
 
 The container keeps what it read (``secret_cache``) until a SnapStart snapshot or restore lets go
 of it (shop_common.container). What is built from a secret records it (``built_from``): at the
@@ -19,7 +19,6 @@ keeps them. Never within an invocation: what it holds stays open until it ends.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -128,40 +127,13 @@ def secret_cache() -> SecretCache:
 def secrets_provider() -> Any:
     """Powertools' Secrets Manager provider, once per container, on the container's client with
     the shared timeouts (AWS_ENDPOINT_URL, if set, is its endpoint)."""
-    # Imported here: boto3 costs ~200 ms of cold start, paid only without the extension.
+    # Imported here: boto3 costs ~200 ms of cold start, paid only by functions that read a secret.
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     return SecretsProvider(boto3_client=create_client("secretsmanager", None, SECRET_BUDGET))
 
 
 def _read_now(secret_id: str) -> SecretRead:
-    value = _secret_from_extension(secret_id)
-    if value is None:
-        secret = secrets_provider().get(secret_id, force_fetch=True)  # its age is SecretCache's
-        value = secret if isinstance(secret, str) else secret.decode()
+    secret = secrets_provider().get(secret_id, force_fetch=True)  # its age is SecretCache's
+    value = secret if isinstance(secret, str) else secret.decode()
     return SecretRead(value, SecretVersion(secret_id, hashlib.sha256(value.encode()).hexdigest()), clock())
-
-
-def _secret_from_extension(secret_id: str) -> str | None:
-    """The secret through the extension; None when the function runs without it.
-
-    An extension that is there but does not answer in time raises: falling back would add
-    boto3's import and a second slow call, overrunning the function's timeout."""
-    token = os.environ.get("AWS_SESSION_TOKEN")
-    if not token:
-        return None
-    import json  # here: only functions that read a secret load urllib (~2 ms once pymongo is loaded)
-    from urllib.parse import quote
-    from urllib.request import Request, urlopen
-
-    port = os.environ.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2773")
-    url = f"http://localhost:{port}/secretsmanager/get?secretId={quote(secret_id, safe='')}"
-    request = Request(url, headers={"X-Aws-Parameters-Secrets-Token": token})
-    try:
-        # One timeout for connecting and each read; the extension asks Secrets Manager in turn.
-        with urlopen(request, timeout=SECRET_BUDGET.read_timeout) as response:
-            return str(json.loads(response.read())["SecretString"])
-    except TimeoutError:
-        raise
-    except (OSError, ValueError, KeyError):  # refused (no extension), HTTP error, or not a secret string
-        return None

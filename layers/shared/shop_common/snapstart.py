@@ -1,5 +1,6 @@
 """SnapStart runtime hooks, one mechanism for every function (template.yaml turns SnapStart on for
-every published version).
+the published versions of the API functions, where a person waits for a cold start; every
+function registers the hooks, which run only with SnapStart).
 
 Lambda initialises a published version once: it imports the handler module, runs the
 before-snapshot hooks and snapshots the microVM. A new container starts from that snapshot: it
@@ -13,12 +14,13 @@ Before the snapshot, what a first invocation would otherwise pay for is paid onc
 version: the modules its paths import on demand (kept lazy for ordinary cold starts), and the
 function's dependencies built for real: settings, the connection string (a secret), the MongoDB
 connection with the indexes ensured (once per version instead of once per container), the AWS
-clients it uses (botocore imported, their models loaded into the process's botocore session).
+clients it uses (botocore imported, their models loaded once per process, shop_common.aws).
 pydantic builds its validators when the models are defined, at import: a first validation costs
 0.2 ms, nothing worth a rehearsal. Then everything per container is let go
-(shop_common.container): the snapshot holds no connection and no secret.
+(shop_common.container): the snapshot holds no connection, no secret and no credentials.
 
-After the restore, it is let go again, so that nothing built before the snapshot is trusted, and
+After the restore, it is let go again, so that nothing built before the snapshot is trusted (the
+botocore session included: the next client resolves the restored container's own credentials), and
 ``random`` is reseeded: every container restored from one snapshot would otherwise draw the same
 numbers (botocore's retry jitter, Powertools' log sampling). Everything else unique is made after
 the restore, from os.urandom, at each use (uuid4: event ids, payment lease holders; the server
