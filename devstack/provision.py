@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from devstack.stripe_server import API_KEY as LOCAL_STRIPE_KEY
-from devstack.template import REGION, Attributes, FunctionSpec, Resolver, Template
+from devstack.template import ACCOUNT_ID, REGION, Attributes, FunctionSpec, Resolver, Template
 
 FAST_VISIBILITY_TIMEOUT = 2
 
@@ -74,6 +74,12 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
         arn = secrets.create_secret(Name=secret_name, SecretString=value)["ARN"]
         resolver.resources[name] = Attributes(arn)
         done.secrets[name] = arn
+
+    # Log groups are only names here (the functions' logs go to .local/logs): what a role or a
+    # function's LoggingConfig refers to resolves as in AWS.
+    for name, props in template.of_type("AWS::Logs::LogGroup").items():
+        group = resolver.resolve(props["LogGroupName"])
+        resolver.resources[name] = Attributes(group, {"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}:*"})
 
     _provision_user_pools(template, aws_client("cognito-idp", endpoint_url), resolver, done)
 

@@ -70,7 +70,7 @@ def test_a_rotated_connection_string_is_read_again_after_its_max_age_and_the_cli
     assert register(users) == 201
     first = client_in(users)
 
-    rotated = f"{mongo_uri}&maxPoolSize=7"  # the same server, told apart by an option of the new value
+    rotated = f"{mongo_uri}&localThresholdMS=17"  # the same server, told apart by an option of the new value
     rotate(secret_arn, rotated)
     clock.advance(secrets.SECRET_MAX_AGE_SECONDS - 1)
     assert register(users) == 201
@@ -80,7 +80,7 @@ def test_a_rotated_connection_string_is_read_again_after_its_max_age_and_the_cli
     assert register(users) == 201  # the next invocation reads it again...
     second = client_in(users)
     assert second is not first  # ...and runs on a client built from the new value
-    assert second.options.pool_options.max_pool_size == 7
+    assert second.options.local_threshold_ms == 17
     with pytest.raises(InvalidOperation, match="after close"):
         first.admin.command("ping")
 
