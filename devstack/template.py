@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "eu-west-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
+# What the local stack gives the parameters a deploy must set (no default in the template):
+# the sender is the one devstack/provision.py verifies in moto (env.json's for `sam local`).
+LOCAL_PARAMETERS = {"SenderEmail": "shop@example.com"}
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -152,7 +155,11 @@ class Template:
         self.globals: dict[str, Any] = document.get("Globals", {}).get("Function", {})
 
     def default_parameters(self) -> dict[str, str]:
-        return {name: str(spec.get("Default", "")) for name, spec in self.document.get("Parameters", {}).items()}
+        """Each parameter's default, or the local stack's value of one a deploy must set."""
+        return {
+            name: str(spec["Default"]) if "Default" in spec else LOCAL_PARAMETERS.get(name, "")
+            for name, spec in self.document.get("Parameters", {}).items()
+        }
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {

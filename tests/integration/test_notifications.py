@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 from unittest import mock
 
+import boto3
 import pytest
 from botocore.exceptions import (
     ClientError,
@@ -211,24 +212,25 @@ def test_failed_ses_call_is_retried_without_a_second_email(
     assert [email.destinations["ToAddresses"] for email in sent_emails()] == [["warm@example.com"], ["ada@example.com"]]
 
 
-def test_an_ses_refusal_naming_the_recipient_is_raised_and_logged_without_the_address(
+def test_an_ses_error_naming_the_recipient_is_raised_for_a_retry_and_logged_without_the_address(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources
 ) -> None:
+    """An error no rule calls final is left to Lambda's retries, then the dead-letter queue."""
     notifications = runtimes["notifications"]
     notifications.invoke(notifications_app.handler, sns_event(registered("warm@example.com")))  # warm container
     ses = notifications_app.dependencies().mailer._ses
-    message = "Email address is not verified. The following identities failed the check: ada@example.com"
-    rejected = ClientError({"Error": {"Code": "MessageRejected", "Message": message}}, "SendEmail")
+    message = "Local address contains control or whitespace: ada@example.com"
+    invalid = ClientError({"Error": {"Code": "InvalidParameterValue", "Message": message}}, "SendEmail")
 
     with (
         service_logs() as logs,
-        mock.patch.object(ses, "send_email", side_effect=rejected),
+        mock.patch.object(ses, "send_email", side_effect=invalid),
         pytest.raises(EmailNotSent) as raised,
     ):
         notifications.invoke(notifications_app.handler, sns_event(registered()))
 
     # what Lambda's runtime logs of an error that fails the invocation: its message and its chain
-    assert "MessageRejected" in str(raised.value)
+    assert "InvalidParameterValue" in str(raised.value)
     chain = "".join(traceback.format_exception(raised.value))
     assert "ada@example.com" not in chain
     assert [line for line in logs.lines() if "ada@example.com" in line] == []
@@ -384,11 +386,11 @@ def test_an_email_whose_ses_answer_was_lost_is_never_sent_again(
 @pytest.mark.parametrize(
     "refusal",
     [
-        ClientError({"Error": {"Code": "MessageRejected", "Message": "Email address is not verified."}}, "SendEmail"),
+        ClientError({"Error": {"Code": "Throttling", "Message": "Daily message quota exceeded."}}, "SendEmail"),
         EndpointConnectionError(endpoint_url=SES_ENDPOINT),
         ConnectTimeoutError(endpoint_url=SES_ENDPOINT),
     ],
-    ids=["rejected by SES", "connection refused", "connect timeout"],
+    ids=["daily quota exceeded", "connection refused", "connect timeout"],
 )
 def test_an_email_ses_definitely_did_not_send_is_sent_by_the_retry_exactly_once(
     runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, refusal: Exception
@@ -427,3 +429,132 @@ def test_a_claim_left_by_an_invocation_that_died_mid_send_is_never_taken_over(
     redeliver(notifications, mongo_client, event)
     assert emails_to("ada@example.com") == 2
     assert notification_status(mongo_client, notifications, event) == "UNKNOWN"
+
+
+def emitted_metrics(output: str) -> list[str]:
+    """The metric names of the CloudWatch embedded-metric documents Powertools printed."""
+    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return [
+        metric["Name"]
+        for document in documents
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    ]
+
+
+def notification_record(mongo_client: MongoClient, runtime: ServiceRuntime, event: dict[str, Any]) -> dict[str, Any]:
+    event_id = json.loads(event["Records"][0]["Sns"]["Message"])["event_id"]
+    record = mongo_client[runtime.env["MONGODB_DATABASE"]]["notifications"].find_one({"_id": event_id})
+    assert record is not None
+    return dict(record)
+
+
+def test_a_send_from_an_unverified_sender_is_recorded_as_failed_not_retried_into_the_dead_letter_queue(
+    runtimes: dict[str, ServiceRuntime],
+    aws: AwsResources,
+    mongo_client: MongoClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fresh account: the sender is not verified, and moto's SES refuses every send from it
+    (MessageRejected). A retry would be refused the same way, so none is asked for."""
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    boto3.client("ses").delete_identity(Identity=SENDER)
+    event = sns_event(confirmed())
+    capsys.readouterr()
+
+    with service_logs() as logs:
+        notifications.invoke(notifications_app.handler, event)  # returns: Lambda neither retries nor dead-letters
+
+    record = notification_record(mongo_client, notifications, event)
+    assert record["status"] == "FAILED"
+    assert record["why_failed"].startswith("MessageRejected: Email address not verified")
+    assert "@" not in record["why_failed"]
+    assert "EmailsRefused" in emitted_metrics(capsys.readouterr().out)
+    assert [line for line in logs.lines() if "@" in line] == []
+
+    redeliver(notifications, mongo_client, event)  # a duplicate delivery finds it FAILED: not sent
+    assert notification_record(mongo_client, notifications, event)["status"] == "FAILED"
+    assert emails_to("ada@example.com") == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "MessageRejected",
+        "MailFromDomainNotVerifiedException",
+        "ConfigurationSetDoesNotExist",
+        "ConfigurationSetSendingPausedException",
+        "AccountSendingPausedException",
+    ],
+)
+def test_an_ses_refusal_no_retry_can_cure_is_final_and_names_no_address(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient, code: str
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    ses = notifications_app.dependencies().mailer._ses
+    message = f"Email address is not verified. The following identities failed the check: ada@example.com, {SENDER}"
+    refused = ClientError({"Error": {"Code": code, "Message": message}}, "SendEmail")
+    event = sns_event(confirmed())
+
+    with service_logs() as logs, mock.patch.object(ses, "send_email", side_effect=refused):
+        notifications.invoke(notifications_app.handler, event)
+
+    record = notification_record(mongo_client, notifications, event)
+    assert record["status"] == "FAILED"
+    assert (
+        record["why_failed"]
+        == f"{code}: {message.replace('ada@example.com', '<recipient>').replace(SENDER, '<sender>')}"
+    )
+    assert [line for line in logs.lines() if "@" in line] == []
+
+
+def test_ses_throttling_is_retried_with_a_backoff_within_the_invocation(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    ses = notifications_app.dependencies().mailer._ses
+    send_email = ses.send_email
+    throttled = ClientError({"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendEmail")
+    answers = iter([throttled, throttled])
+
+    def throttled_twice(**request: Any) -> Any:
+        for answer in answers:
+            raise answer
+        return send_email(**request)
+
+    event = sns_event(confirmed())
+    with (
+        mock.patch.object(ses, "send_email", side_effect=throttled_twice),
+        mock.patch("notifications.mailer.time.sleep") as sleep,
+    ):
+        notifications.invoke(notifications_app.handler, event)
+
+    assert notification_status(mongo_client, notifications, event) == "SENT"
+    assert emails_to("ada@example.com") == 2
+    first, second = (call.args[0] for call in sleep.call_args_list)
+    assert 0 < first <= second  # a backoff: each wait at least as long as the last
+
+
+def test_ses_throttling_that_outlasts_the_invocation_is_left_to_lambdas_retries(
+    runtimes: dict[str, ServiceRuntime], aws: AwsResources, mongo_client: MongoClient
+) -> None:
+    notifications = runtimes["notifications"]
+    warm_container(notifications)
+    ses = notifications_app.dependencies().mailer._ses
+    throttled = ClientError({"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendEmail")
+    event = sns_event(confirmed())
+
+    with (
+        mock.patch.object(ses, "send_email", side_effect=throttled),
+        mock.patch("notifications.mailer.time.sleep") as sleep,
+        pytest.raises(EmailNotSent, match="Throttling"),
+    ):
+        notifications.invoke(notifications_app.handler, event)  # raised: Lambda retries later
+    assert sleep.call_count >= 1
+
+    redeliver(notifications, mongo_client, event)
+    assert notification_status(mongo_client, notifications, event) == "SENT"
+    assert emails_to("ada@example.com") == 2

@@ -5,7 +5,10 @@ SNS invokes Lambda asynchronously: raising makes Lambda retry twice, then the ev
 the function's dead-letter queue. So a failure raises when a retry can fix it: an invalid
 message (after logging it), a contact not known yet, a refunded order whose user is not known
 yet (PaymentRefunded names none: the order events that do fill a projection of orders to
-users), an email SES definitely did not send.
+users), an email SES definitely did not send (throttled past the invocation's time included).
+An email SES refused for a reason no retry cures (an unverified sender, a sandbox recipient...)
+is not raised: its notification is recorded FAILED with the reason, logged with the EmailsRefused
+metric (alarmed), so a fresh account's refusals do not all end in the dead-letter queue.
 An email SES may have sent (its answer lost, or the invocation died mid-send) is never sent
 again: its claim stays UNKNOWN, logged with the EmailOutcomeUnknown metric for a human.
 """
@@ -24,7 +27,7 @@ from pydantic import ValidationError
 from notifications import domain
 from notifications.dependencies import dependencies
 from notifications.domain import Contact, ContactUnknown, OrderOwnerUnknown
-from notifications.mailer import EmailNotSent, EmailOutcomeUnknown
+from notifications.mailer import EmailNotSent, EmailOutcomeUnknown, EmailRefused
 from notifications.repository import Claim
 from shop_common import snapstart
 from shop_common.clock import utc_now
@@ -67,10 +70,19 @@ def notify(event: domain.NotifiedEvent) -> None:
     if claim is Claim.ABANDONED:
         _outcome_unknown("An earlier invocation died while sending; the email is not sent again")
     if claim is not Claim.GRANTED:
-        logger.info("Already sent, or maybe sent; not sent again", extra={"claim": claim.value})
+        logger.info("Already sent, maybe sent or refused; not sent again", extra={"claim": claim.value})
         return
     try:
         message_id = deps.mailer.send(email)
+    except EmailRefused as refusal:
+        # Not raised: every retry would be refused alike, then dead-lettered with nothing recorded.
+        deps.repository.mark_failed(event_id, refusal.reason, utc_now())
+        metrics.add_metric(name="EmailsRefused", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "SES refused the email; recorded as FAILED, not retried",
+            extra={"user_id": contact.user_id, "reason": refusal.reason},
+        )
+        return
     except EmailNotSent:
         deps.repository.release(event_id)
         raise

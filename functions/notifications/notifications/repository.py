@@ -20,6 +20,7 @@ class NotificationStatus(StrEnum):
     SENDING = "SENDING"
     SENT = "SENT"
     UNKNOWN = "UNKNOWN"  # maybe sent: never sent again; for a human to check (logged, metric)
+    FAILED = "FAILED"  # refused by SES for a reason no retry cures (why_failed): never sent again
 
 
 class Claim(StrEnum):
@@ -27,6 +28,7 @@ class Claim(StrEnum):
     SENT = "SENT"  # sent before: a duplicate delivery
     UNKNOWN = "UNKNOWN"  # an earlier attempt may have sent it, already known
     ABANDONED = "ABANDONED"  # an earlier attempt died mid-send, recorded UNKNOWN just now
+    FAILED = "FAILED"  # SES refused it for good before
 
 
 class ClaimHeld(Exception):
@@ -87,6 +89,8 @@ class NotificationsRepository:
             return Claim.SENT
         if existing and existing["status"] == NotificationStatus.UNKNOWN.value:
             return Claim.UNKNOWN
+        if existing and existing["status"] == NotificationStatus.FAILED.value:
+            return Claim.FAILED
         raise ClaimHeld(event_id)  # SENDING right now, or released in between: retry later
 
     def mark_sent(self, event_id: str, message_id: str, now: datetime) -> None:
@@ -100,6 +104,13 @@ class NotificationsRepository:
         self.notifications.update_one(
             {"_id": event_id, "status": NotificationStatus.SENDING.value},
             {"$set": {"status": NotificationStatus.UNKNOWN.value, "unknown_since": now, "why_unknown": why}},
+        )
+
+    def mark_failed(self, event_id: str, why: str, now: datetime) -> None:
+        """Keep the claim for good: SES refused the email for a reason no retry cures."""
+        self.notifications.update_one(
+            {"_id": event_id, "status": NotificationStatus.SENDING.value},
+            {"$set": {"status": NotificationStatus.FAILED.value, "failed_at": now, "why_failed": why}},
         )
 
     def release(self, event_id: str) -> None:
