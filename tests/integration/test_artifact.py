@@ -29,7 +29,7 @@ from moto.server import ThreadedMotoServer
 from pymongo import MongoClient
 
 from devstack.artifact import HOST_BUILD_DIR, host_architecture
-from devstack.lambda_runtime import RUNTIME_DIR
+from devstack.lambda_runtime import RUNTIME_DIR, find_python
 from devstack.mongod import free_port
 from devstack.provision import aws_client, provision
 from devstack.template import ROOT, Template, load_template
@@ -269,11 +269,28 @@ def test_each_function_ran_isolated_as_in_lambda(served: dict[str, Served]) -> N
         assert not {"boto3", "botocore"} & set(invocation.runtime_modules), (function, invocation.runtime_modules)
 
 
+def test_the_dependencies_layer_signs_in_to_atlas_with_an_iam_role(host_build: Path) -> None:
+    """MONGODB-AWS (Atlas IAM database users) needs pymongo's aws extra: the layer as Lambda places
+    it, alone on an isolated python3.13's path, imports it as pymongo does at sign-in."""
+    layer = host_build / "DependenciesLayer" / "python"
+    probe = (
+        f"import sys; sys.path.insert(0, {str(layer)!r}); import pymongo_auth_aws; "
+        "from pymongo_auth_aws.auth import set_cached_credentials; print(pymongo_auth_aws.__file__)"
+    )
+    completed = subprocess.run(
+        [find_python(), "-I", "-S", "-c", probe], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().startswith(str(layer))
+
+
 def test_each_invocation_reports_its_init_restore_duration_and_memory(served: dict[str, Served]) -> None:
+    snapstart = {spec.name: spec.snapstart for spec in TEMPLATE.functions()}
     for function, invocation in served.items():
         report = invocation.report
         assert report["Init Duration"] > 0 and report["Duration"] > 0, (function, report)
-        assert "Restore Duration" in report, function  # SnapStart: the runtime ran the hooks
+        # SnapStart (the API functions): the runtime ran the hooks and reports the restore
+        assert ("Restore Duration" in report) == snapstart[function], function
         assert 0 < report["Max Memory Used"] < report["Memory Size"], (function, report)
 
 

@@ -95,5 +95,9 @@ def test_the_notifications_concurrency_is_capped_only_when_asked() -> None:
     condition = TEMPLATE["Conditions"]["HasNotificationsReservedConcurrency"]
     assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationsReservedConcurrency"}, "0"]}]}
     assert NOTIFICATIONS["ReservedConcurrentExecutions"] == {
-        "Fn::If": ["HasNotificationsReservedConcurrency", {"Ref": "NotificationsReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        "Fn::If": [
+            "HasNotificationsReservedConcurrency",
+            {"Ref": "NotificationsReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
     }
