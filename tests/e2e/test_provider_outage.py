@@ -71,8 +71,10 @@ def test_a_provider_outage_longer_than_five_visibility_timeouts_strands_no_order
     )
     assert customer.call("POST", "/users", {"name": "Outage"})[0] == 201
     order = {"items": [{"sku": SKU, "quantity": 2}], "payment_method": "pm_card_visa"}
-    paid = eventually("the orders service to learn of the user", lambda: customer.call("POST", "/orders", order))
-    assert paid[0] == 201
+    paid = eventually(
+        "the orders service to learn of the user",
+        lambda: (answer := customer.call("POST", "/orders", order))[0] == 201 and answer,
+    )
     paid_id = paid[1]["order_id"]
     eventually("the first order confirmed", lambda: order_of(customer, paid_id)["status"] == "CONFIRMED")
 
