@@ -8,6 +8,7 @@ even of one node, gives transactions, retryable writes and change streams, like 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -129,7 +130,9 @@ def _has_primary(direct: MongoClient, members: list[MongoServer]) -> bool:
     except OperationFailure as error:
         if error.code == 94:  # NotYetInitialized: a new data directory
             hosts = [{"_id": index, "host": member.host} for index, member in enumerate(members)]
-            direct.admin.command("replSetInitiate", {"_id": REPLICA_SET, "members": hosts})
+            # A member not accepting connections yet fails the quorum check: the next round tries again.
+            with contextlib.suppress(OperationFailure):
+                direct.admin.command("replSetInitiate", {"_id": REPLICA_SET, "members": hosts})
     except PyMongoError:
         pass  # not accepting connections yet
     return False
