@@ -32,11 +32,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure
 
 from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
 from shop_common.identity import STAFF_GROUP, caller_of
 from shop_common.runtime import within_invocation
+from shop_common.unavailable import is_dependency_unavailable
 
 logger = Logger(child=True)
 
@@ -150,31 +150,6 @@ def status_for(error: DomainError) -> int:
         if isinstance(error, category):
             return status
     return 400
-
-
-def _unavailable_dependency_errors() -> tuple[type[BaseException], ...]:
-    """pymongo's connection-level errors (server selection, network errors and timeouts,
-    connection pool timeouts), a call that did not answer in time (the secrets extension), and
-    a failure to read the connection string's secret. Powertools parameters imports boto3 and is
-    loaded only by a function that read its secret with it, so its error is looked up among the
-    loaded modules: had it been raised, it would be there."""
-    unavailable: tuple[type[BaseException], ...] = (ConnectionFailure, TimeoutError)
-    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters.exceptions")
-    return unavailable if parameters is None else (*unavailable, parameters.GetParameterError)
-
-
-def is_dependency_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` or an error it was raised from says a dependency could not be reached
-    (Powertools idempotency, for one, wraps its store's errors)."""
-    unavailable = _unavailable_dependency_errors()
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, unavailable):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    return False
 
 
 class RefusedBody(Exception):

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pymongo.errors import ConnectionFailure
 
 from shop_common.aws import REPEATABLE, create_client
 from shop_common.container import per_container
 from shop_common.settings import ServiceSettings
+from shop_common.unavailable import is_dependency_unavailable
 
 logger = Logger(child=True)
 
@@ -41,8 +41,9 @@ class RetryLater(Exception):
 
 
 def waits_on_dependency(error: BaseException) -> bool:
-    """Whether ``error`` says a dependency is down or busy, rather than that the record is wrong."""
-    return isinstance(error, RetryLater | ConnectionFailure)
+    """Whether ``error`` says a dependency is down or busy, rather than that the record is wrong:
+    what the API answers 503 for, and what asks to be retried later."""
+    return isinstance(error, RetryLater) or is_dependency_unavailable(error)
 
 
 @dataclass(frozen=True)
