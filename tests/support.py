@@ -17,6 +17,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+from aws_lambda_powertools import Metrics
 from pymongo import monitoring
 
 from devstack.delivery import sns_event, sqs_record
@@ -143,6 +144,41 @@ def to_response(raw: dict[str, Any]) -> Response:
     return Response(status=raw["statusCode"], body=body, headers=headers)
 
 
+@contextmanager
+def service_dimension(service: str | None) -> Iterator[None]:
+    """The ``service`` dimension of the metrics flushed meanwhile. Lambda imports a function's
+    modules with its POWERTOOLS_SERVICE_NAME set, and Powertools' Metrics reads it then; in-process,
+    every service's modules are imported once, so the dimension is given per invocation instead
+    (as a default dimension, which the metrics of every Metrics instance share)."""
+    if service is None:
+        yield
+        return
+    with (
+        mock.patch.dict(Metrics._default_dimensions, {"service": service}),
+        mock.patch.dict(Metrics._dimensions, {"service": service}),
+    ):
+        yield
+
+
+def emitted_metrics(stdout: str) -> dict[tuple[str, str], float]:
+    """The sums of the metrics Powertools printed to ``stdout`` in CloudWatch's embedded metric
+    format, by (service dimension, name), in namespace Shop only."""
+    sums: dict[tuple[str, str], float] = {}
+    for line in stdout.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            if directive["Namespace"] != "Shop":
+                continue
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                total = sum(values) if isinstance(values, list) else values
+                key = (blob.get("service", ""), metric["Name"])
+                sums[key] = sums.get(key, 0) + total
+    return sums
+
+
 @dataclass
 class ServiceRuntime:
     """Invokes one service's handlers with that service's environment, as its Lambda would."""
@@ -150,7 +186,7 @@ class ServiceRuntime:
     env: dict[str, str]
 
     def invoke(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Any:
-        with mock.patch.dict(os.environ, self.env):
+        with mock.patch.dict(os.environ, self.env), service_dimension(self.env.get("POWERTOOLS_SERVICE_NAME")):
             return handler(event, context_for(handler))
 
     def http(self, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]) -> Response:

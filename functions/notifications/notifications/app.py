@@ -42,6 +42,7 @@ from shop_common.events import (
 from shop_common.mongo import SERVER_SELECTION_TIMEOUT_SECONDS
 from shop_common.runtime import seconds_left, within_invocation
 from shop_common.tracing import make_tracer
+from shop_common.unavailable import judged_unavailable
 
 logger = Logger()
 tracer = make_tracer()
@@ -162,7 +163,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
         if not isinstance(domain_event, domain.NotifiedEvent):
             logger.warning("Ignoring an event this service does not notify about")
             continue
-        notify(domain_event)
+        try:
+            notify(domain_event)
+        except Exception as error:
+            judged_unavailable(error)  # an outage is counted (Lambda retries the event either way)
+            raise
 
 
 snapstart.prepare(dependencies)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
 from orders import domain
 from orders.domain import (
     IdempotencyKey,
@@ -37,6 +40,16 @@ from shop_common.runtime import attempts_in_time
 # rejected or, once cancelled, its payment recorded; cancelled; refunded), so a decision loses
 # at most three times.
 MAX_TRANSITION_ATTEMPTS = 4
+# What an order's stored change counts toward, by the event announcing it: counted where the change
+# is stored, so a message delivered again (which changes nothing) counts nothing. A rejection at the
+# deadline counts as OrdersRejected too, and as OrdersExpired (orders.deadline).
+METRIC_OF_EVENT = {
+    "OrderConfirmed": "OrdersConfirmed",
+    "OrderRejected": "OrdersRejected",
+    "OrderCancelled": "OrdersCancelled",
+}
+
+metrics = Metrics()  # flushed by the handler's log_metrics
 
 
 class OrdersService:
@@ -146,6 +159,10 @@ class OrdersService:
                 return order
             pending = self.repository.apply(transition)
             if pending is not None:
+                if transition.event is not None:
+                    metrics.add_metric(
+                        name=METRIC_OF_EVENT[transition.event.event_type], unit=MetricUnit.Count, value=1
+                    )
                 self.outbox.flush(self.repository.orders, order_id, pending)
                 return transition.order
         raise RuntimeError(f"Order {order_id} kept changing; giving up for now")

@@ -7,7 +7,7 @@ duplicated or reordered message finds the payment where the first one left it.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
 from payments.dependencies import dependencies, service
 from shop_common import snapstart
@@ -18,7 +18,6 @@ from shop_common.tracing import make_tracer
 
 logger = Logger()
 tracer = make_tracer()
-metrics = Metrics()
 
 
 @tracer.capture_method
@@ -32,5 +31,5 @@ def handle_event(event: DomainEvent) -> None:
 
 
 # within_invocation: the provider starts a call only if it can end within the invocation.
-handler = tracer.capture_lambda_handler(metrics.log_metrics(within_invocation(make_sqs_handler(handle_event, logger))))
+handler = tracer.capture_lambda_handler(within_invocation(make_sqs_handler(handle_event, logger)))
 snapstart.prepare(dependencies, imports=["payments.provider"])  # stripe, imported at the first charge

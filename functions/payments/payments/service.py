@@ -35,6 +35,13 @@ metrics = Metrics()  # flushed by the handler's log_metrics
 MAX_TRANSITION_ATTEMPTS = 6
 # The longest path asks the provider three times (create, confirm, refund); more means something loops.
 MAX_PROVIDER_STEPS = 6
+# What a payment's stored change counts toward, by the events announcing it: counted where the
+# change is stored, so a message delivered again (which changes nothing) counts nothing.
+METRIC_OF_EVENT = {
+    "PaymentSucceeded": "PaymentsSucceeded",
+    "PaymentFailed": "PaymentsFailed",  # declined, or never chargeable: failed for good
+    "PaymentRefunded": "PaymentsRefunded",
+}
 
 
 class Provider(Protocol):
@@ -137,6 +144,8 @@ class PaymentsService:
                 return payment
             pending = self.repository.apply(transition)
             if pending is not None:
+                for event in transition.events:
+                    metrics.add_metric(name=METRIC_OF_EVENT[event.event_type], unit=MetricUnit.Count, value=1)
                 self.outbox.flush(self.repository.payments, order_id, pending)
                 return transition.payment
         raise RuntimeError(f"Payment of order {order_id} kept changing; giving up for now")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -36,6 +36,8 @@ class EventRecord(SqsRecordModel):
 EventHandler = Callable[[Any], None]
 SqsHandler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
 RECORD_KEYS = ["message_id", "event_type", "event_id"]
+# Whatever a record's handling counts (a change of state, an outage) is flushed once per batch.
+metrics = Metrics()
 
 
 def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
@@ -66,6 +68,7 @@ def make_sqs_handler(handle_event: EventHandler, logger: Logger) -> SqsHandler:
             logger.set_correlation_id(None)
 
     @logger.inject_lambda_context(log_event=False)  # a record's body may carry a customer's email
+    @metrics.log_metrics
     @within_invocation  # the outbox's immediate publish only starts if it can finish in time
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         response = process_partial_response(

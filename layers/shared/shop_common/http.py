@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from shop_common.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, Unprocessable
 from shop_common.identity import STAFF_GROUP, caller_of
 from shop_common.runtime import within_invocation
-from shop_common.unavailable import is_dependency_unavailable
+from shop_common.unavailable import judged_unavailable
 
 logger = Logger(child=True)
 
@@ -229,7 +229,7 @@ def create_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def on_unexpected(error: Exception) -> Response:
-        if is_dependency_unavailable(error):
+        if judged_unavailable(error):
             logger.exception("A dependency is unavailable")
             return error_response(
                 503,

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from shop_common.aws import REPEATABLE, create_client
 from shop_common.container import per_container
 from shop_common.settings import ServiceSettings
-from shop_common.unavailable import is_dependency_unavailable
+from shop_common.unavailable import judged_unavailable
 
 logger = Logger(child=True)
 
@@ -42,8 +42,8 @@ class RetryLater(Exception):
 
 def waits_on_dependency(error: BaseException) -> bool:
     """Whether ``error`` says a dependency is down or busy, rather than that the record is wrong:
-    what the API answers 503 for, and what asks to be retried later."""
-    return isinstance(error, RetryLater) or is_dependency_unavailable(error)
+    what the API answers 503 for (counted alike), and what asks to be retried later."""
+    return judged_unavailable(error) or isinstance(error, RetryLater)
 
 
 @dataclass(frozen=True)

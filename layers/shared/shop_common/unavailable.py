@@ -1,12 +1,17 @@
 """Whether an error says a dependency is down or busy, rather than that the request or the record
 is wrong: one judgement for the API (503 with Retry-After, shop_common.http) and the consumers
-(the record backs off, shop_common.redelivery)."""
+(the record backs off, shop_common.redelivery), and the one place an outage is counted
+(DatabaseUnavailable, alarmed)."""
 
 from __future__ import annotations
 
 import sys
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from pymongo.errors import ConnectionFailure
+
+metrics = Metrics()  # flushed by the handler's log_metrics, like every metric of the function
 
 
 def _unavailable_dependency_errors() -> tuple[type[BaseException], ...]:
@@ -33,3 +38,13 @@ def is_dependency_unavailable(error: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return False
+
+
+def judged_unavailable(error: BaseException) -> bool:
+    """``is_dependency_unavailable``, counted (DatabaseUnavailable) when it is: asked once per failure
+    where the failure is answered for (the API's 503, a consumer's backoff, a notification that
+    fails), so each failure counts once."""
+    if not is_dependency_unavailable(error):
+        return False
+    metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
+    return True
