@@ -22,6 +22,7 @@ os.environ.update(
 )
 
 import boto3
+from aws_lambda_powertools import Metrics
 from moto import mock_aws
 from pymongo import MongoClient
 
@@ -46,6 +47,13 @@ def environment_as_it_was() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def no_metrics_counted_before() -> None:
+    """Each test starts with no metric left unflushed by another (a shared judgement counts an
+    outage wherever it is called; Powertools keeps metrics per process until a handler flushes them)."""
+    Metrics().clear_metrics()
 
 
 @pytest.fixture(scope="session")
