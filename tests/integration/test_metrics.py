@@ -10,14 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from inventory import api as inventory_api
 from inventory import consumer as inventory_consumer
 from notifications import app as notifications_app
 from orders import consumer as orders_consumer
 from payments import consumer as payments_consumer
+from tests.conftest import AwsResources
 from tests.integration import test_http_edge, test_saga
 from tests.integration.test_http_edge import EVERY_API_REQUEST, EVERY_API_REQUEST_IDS
+from tests.integration.test_orders_api import orders_db, place, register_user
 from tests.integration.test_saga import ITEMS, Shop
 from tests.support import ServiceRuntime, emitted_metrics, envelope, failed_ids, sample_event, sqs_batch
 from users import api as users_api
@@ -150,3 +153,21 @@ def test_a_request_refused_for_what_it_is_counts_no_outage(
     assert runtimes["users"].http(users_api.handler, sample_event("api-users-get")).status == 404
     assert runtimes["inventory"].http(inventory_api.handler, sample_event("api-inventory-get")).status == 404
     assert database_unavailable(capsys.readouterr().out) == {}
+
+
+def test_an_order_found_placed_by_an_earlier_attempt_with_its_key_is_not_counted_again(
+    runtimes: dict[str, ServiceRuntime],
+    aws: AwsResources,
+    mongo_client: MongoClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The key's record is gone (the first attempt ended before completing it): the retry finds
+    the order stored and answers with it, and nothing new was placed."""
+    ada = register_user(runtimes, aws)
+    capsys.readouterr()
+    first = place(runtimes["orders"], ada, key="metrics-key")
+    assert orders_db(mongo_client, runtimes["orders"])["idempotency"].delete_many({}).deleted_count == 1
+    retry = place(runtimes["orders"], ada, key="metrics-key")
+    assert (retry.status, retry.body) == (201, first.body)
+
+    assert business(capsys.readouterr().out) == {("orders", "OrdersPlaced"): 1}

@@ -5,7 +5,6 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
-from aws_lambda_powertools.metrics import MetricUnit
 
 from orders.dependencies import dependencies, service
 from orders.domain import (
@@ -44,7 +43,6 @@ NOT_ONES_OWN = (404, "`not_found`: no such order, or not the caller's (unless st
 def _place(caller: Caller, body: dict[str, Any], idempotency_key: IdempotencyKey | None = None) -> dict[str, Any]:
     correlation_id = logger.get_correlation_id() or "unknown"
     order = service().place(caller, NewOrder.model_validate(body), correlation_id, idempotency_key)
-    metrics.add_metric(name="OrdersPlaced", unit=MetricUnit.Count, value=1)
     logger.info("Order placed", extra={"order_id": order.order_id, "user_id": order.user_id})
     return order.view().model_dump(mode="json")
 

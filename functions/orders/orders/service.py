@@ -41,9 +41,10 @@ from shop_common.runtime import attempts_in_time
 # at most three times.
 MAX_TRANSITION_ATTEMPTS = 4
 # What an order's stored change counts toward, by the event announcing it: counted where the change
-# is stored, so a message delivered again (which changes nothing) counts nothing. A rejection at the
-# deadline counts as OrdersRejected too, and as OrdersExpired (orders.deadline).
+# is stored, so a request or a message that finds it made already (and changes nothing) counts nothing.
+# A rejection at the deadline counts as OrdersRejected too, and as OrdersExpired (orders.deadline).
 METRIC_OF_EVENT = {
+    "OrderPlaced": "OrdersPlaced",
     "OrderConfirmed": "OrdersConfirmed",
     "OrderRejected": "OrdersRejected",
     "OrderCancelled": "OrdersCancelled",
@@ -73,6 +74,7 @@ class OrdersService:
         pending = self.repository.insert(order, event)
         if pending is None:
             return domain.replay(self._stored(order_id), user_id, request)
+        metrics.add_metric(name=METRIC_OF_EVENT[event.event_type], unit=MetricUnit.Count, value=1)
         self.outbox.flush(self.repository.orders, order.order_id, [pending])
         return order
 
