@@ -102,11 +102,11 @@ def counted_metric_names() -> set[str]:
                     continue
                 name = next(keyword.value for keyword in call.keywords if keyword.arg == "name")
                 if isinstance(name, ast.Constant):
-                    names.add(name.value)
+                    names.add(str(name.value))
                 else:
                     assert isinstance(name, ast.Subscript) and isinstance(name.value, ast.Name), ast.unparse(call)
                     looked_up = dicts[name.value.id]
-                    names |= {value.value for value in looked_up.values if isinstance(value, ast.Constant)}
+                    names |= {str(value.value) for value in looked_up.values if isinstance(value, ast.Constant)}
     return names
 
 
