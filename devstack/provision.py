@@ -83,7 +83,7 @@ def provision(template: Template, endpoint_url: str | None, mongodb_uri: str, pr
 
     _provision_user_pools(template, aws_client("cognito-idp", endpoint_url), resolver, done)
 
-    for props in template.of_type("AWS::SNS::Subscription").values():
+    for props in template.of_type("AWS::SNS::Subscription", created_by=resolver).values():
         _subscribe(sns, resolver.resolve(props))
 
     for function in template.functions():

@@ -161,11 +161,14 @@ class Template:
             for name, spec in self.document.get("Parameters", {}).items()
         }
 
-    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+    def of_type(self, resource_type: str, created_by: Resolver | None = None) -> dict[str, dict[str, Any]]:
+        """Every resource of the type; with ``created_by``, only those whose Condition holds there
+        (as CloudFormation creates them), such as the alarm email's subscription once AlarmEmail is set."""
         return {
             name: resource.get("Properties", {})
             for name, resource in self.resources.items()
             if resource["Type"] == resource_type
+            and (created_by is None or "Condition" not in resource or created_by.holds(resource["Condition"]))
         }
 
     def authorizer_of(self, trigger: FunctionTrigger) -> dict[str, Any] | None:

@@ -16,7 +16,15 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from devstack.doctor import Finding, StackView, deployed_view, examine, local_view, run_doctor
+from devstack.doctor import (
+    Finding,
+    StackView,
+    check_alarm_topics,
+    deployed_view,
+    examine,
+    local_view,
+    run_doctor,
+)
 from devstack.mongod import free_port
 from devstack.provision import provision
 from devstack.template import REGION, Template, load_template
@@ -253,7 +261,10 @@ def test_the_local_stack_is_seen_from_its_stack_json() -> None:
         "api_url": "http://127.0.0.1:3000",
         "aws_endpoint_url": "http://127.0.0.1:5000",
         "region": REGION,
-        "topics": {"ShopEventsTopic": "arn:aws:sns:eu-west-1:123456789012:shop-local-events"},
+        "topics": {
+            "ShopEventsTopic": "arn:aws:sns:eu-west-1:123456789012:shop-local-events",
+            "AlarmTopic": "arn:aws:sns:eu-west-1:123456789012:shop-local-alarms",
+        },
         "secrets": {"UsersMongoSecret": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/dev/users"},
         "user_pool_id": "eu-west-1_Local0001",
         "sender_identities": ["no-reply@example.com"],
@@ -268,8 +279,29 @@ def test_the_local_stack_is_seen_from_its_stack_json() -> None:
         "http://127.0.0.1:5000",
     )
     assert view.secrets == described["secrets"] and view.sender == "no-reply@example.com"
-    # the template's alarms name no topic today
-    assert view.alarm_topic_arns == () and view.alarm_count > 0
+    # the template's alarms notify the alarm topic, which the local stack provisions
+    assert view.alarm_topic_arns == ("arn:aws:sns:eu-west-1:123456789012:shop-local-alarms",)
+    assert view.alarm_count > 0
+
+
+@pytest.mark.parametrize("alarm_email", ["", "oncall@example.com"])
+def test_the_local_stack_provisions_the_alarm_topic_and_the_doctor_reports_it(mongo_uri: str, alarm_email: str) -> None:
+    """The alarm topic provisions from the template (moto keeps no key for it: nothing local reads
+    encryption); its email subscription only when the AlarmEmail parameter is set (Condition HasAlarmEmail)."""
+    template = Template(load_template())
+    template.document["Parameters"]["AlarmEmail"]["Default"] = alarm_email
+    with mock_aws():
+        provisioned = provision(template, None, mongo_uri, prefix="shop-local", fast=False)
+        alarm_topic = provisioned.topic_arns["AlarmTopic"]
+        subscriptions = boto3.client("sns").list_subscriptions_by_topic(TopicArn=alarm_topic)["Subscriptions"]
+        assert [s["Endpoint"] for s in subscriptions] == ([alarm_email] if alarm_email else [])
+
+        stack = {"region": REGION, "aws_endpoint_url": None, "topics": provisioned.topic_arns, "secrets": {}}
+        view = local_view(stack)
+        assert view.alarm_topic_arns == (alarm_topic,)
+        [finding] = check_alarm_topics(view)
+        assert alarm_topic in finding.what
+        assert finding.ok is bool(alarm_email)
 
 
 def test_a_deployed_stack_is_seen_from_cloudformation() -> None:

@@ -79,7 +79,7 @@ def test_an_email_ses_refused_for_good_raises_an_alarm() -> None:
     source = (ROOT / NOTIFICATIONS["CodeUri"] / "notifications" / "app.py").read_text()
     assert 'name="EmailsRefused"' in source
     alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    [alarm] = [alarm for alarm in alarms if alarm["MetricName"] == "EmailsRefused"]
+    [alarm] = [alarm for alarm in alarms if alarm.get("MetricName") == "EmailsRefused"]
     namespace = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Namespace"] == namespace
     service = NOTIFICATIONS["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]

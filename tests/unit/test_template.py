@@ -70,7 +70,11 @@ CONTRACT_FILTERS = {
 
 
 def test_queue_subscriptions_filter_as_the_contract_says() -> None:
-    subscriptions = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"]
+    subscriptions = [
+        r["Properties"]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "sqs"  # not the alarm email
+    ]
     by_queue = {sub["Endpoint"]["Fn::GetAtt"][0]: sub for sub in subscriptions}
     assert sorted(by_queue) == sorted(CONTRACT_FILTERS)
     for queue, event_types in CONTRACT_FILTERS.items():
@@ -102,9 +106,25 @@ def _actions(node: Any) -> list[str]:
 
 
 def test_no_wildcard_actions() -> None:
-    actions = _actions(RESOURCES)
+    actions = _actions({name: r for name, r in RESOURCES.items() if r["Type"] != "AWS::KMS::Key"})
     assert actions  # the inline statements are found
     assert not [action for action in actions if "*" in action]
+
+
+def test_the_only_wildcards_of_a_key_policy_are_the_accounts_and_cloudwatchs() -> None:
+    """A key policy's root statement hands the key to the account's IAM (AWS's default key policy; without it
+    nobody could ever manage the key); CloudWatch may use the alarm topic's key for data keys, nothing else."""
+    keys = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::KMS::Key"}
+    assert list(keys) == ["AlarmTopicKey"]
+    wildcards = {
+        (json.dumps(statement["Principal"], sort_keys=True), action)
+        for statement in keys["AlarmTopicKey"]["KeyPolicy"]["Statement"]
+        for action in _actions(statement)
+        if "*" in action
+    }
+    root = json.dumps({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}, sort_keys=True)
+    cloudwatch = json.dumps({"Service": "cloudwatch.amazonaws.com"}, sort_keys=True)
+    assert wildcards == {(root, "kms:*"), (cloudwatch, "kms:GenerateDataKey*")}
 
 
 ALARMS = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
@@ -112,11 +132,15 @@ ALARMS = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Clou
 
 def test_every_dead_letter_queue_has_an_alarm() -> None:
     dead_letter_queues = {name for name in QUEUES if "DeadLetter" in name}
-    alarmed = {alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in ALARMS if alarm["Namespace"] == "AWS/SQS"}
+    alarmed = {
+        alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in ALARMS
+        if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"  # not the main queues' age alarms
+    }
     subscription_targets = {
         r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for r in RESOURCES.values()
-        if r["Type"] == "AWS::SNS::Subscription"
+        if r["Type"] == "AWS::SNS::Subscription" and "RedrivePolicy" in r["Properties"]  # not the alarm email
     }
     redrive_targets = {
         props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
@@ -134,7 +158,7 @@ def test_an_email_ses_may_not_have_sent_raises_an_alarm() -> None:
     notifications = FUNCTIONS["NotificationsFunction"]
     source = (ROOT / notifications["CodeUri"] / "notifications" / "app.py").read_text()
     assert 'name="EmailOutcomeUnknown"' in source
-    [alarm] = [alarm for alarm in ALARMS if alarm["MetricName"] == "EmailOutcomeUnknown"]
+    [alarm] = [alarm for alarm in ALARMS if alarm.get("MetricName") == "EmailOutcomeUnknown"]
     assert alarm["Namespace"] == GLOBALS["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     service = notifications["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": service}]
