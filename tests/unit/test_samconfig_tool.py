@@ -45,7 +45,7 @@ def test_an_empty_value_keeps_samconfigs_or_the_templates_default() -> None:
 
 
 def test_a_placeholder_left_is_refused_by_its_key_without_any_value() -> None:
-    with pytest.raises(SamconfigError, match="placeholder in dev: SenderEmail$"):
+    with pytest.raises(SamconfigError, match=r"placeholder in dev: SenderEmail$"):
         main(["dev", "parameter-overrides", "SenderEmail="], CONFIG)
 
 
