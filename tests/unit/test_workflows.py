@@ -21,10 +21,9 @@ AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@"
 
 
 def load(path: Path) -> dict[str, Any]:
-    workflow: dict[str, Any] = yaml.safe_load(path.read_text())
+    loaded: dict[Any, Any] = yaml.safe_load(path.read_text())
     # YAML 1.1 reads the key `on` as true
-    workflow["on"] = workflow.pop(True, workflow.get("on"))
-    return workflow
+    return {"on" if key is True else key: value for key, value in loaded.items()}
 
 
 def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
