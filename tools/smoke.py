@@ -26,11 +26,13 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,11 @@ from botocore.exceptions import ClientError
 from tools.shop_api import STAFF_GROUP, Api, id_token, wait_for
 
 SMOKE_SKU = "smoke-test-product"
+# The throwaway users' addresses: the SES mailbox simulator's, with a label that tells them apart from anyone's.
+THROWAWAY_PREFIX = "success+smoke-"
+# A throwaway user this old was left by a run killed before its cleanup (no run lasts an hour); younger
+# ones may be another run's, still going.
+STALE_AFTER = timedelta(hours=1)
 DEFAULT_PAYMENT_METHOD = "pm_card_visa"
 REQUIRED_OUTPUTS = ("ApiUrl", "UserPoolId", "UserPoolClientId")
 # Every call to AWS ends: a few seconds to connect, 15 to answer, three attempts.
@@ -151,32 +158,47 @@ class ThrowawayUsers:
         """A new user, made as an administrator (no invitation sent: SUPPRESS), with a verified email and a
         permanent password, signed in as the app client's callers are (USER_PASSWORD_AUTH)."""
         cognito, pool_id = self.target.cognito, self.target.user_pool_id
-        email = f"success+smoke-{uuid.uuid4().hex[:12]}@simulator.amazonses.com"
+        email = f"{THROWAWAY_PREFIX}{uuid.uuid4().hex[:12]}@simulator.amazonses.com"
         password = secrets.token_urlsafe(24) + "aA1!"  # the pool's policy: lower, upper, digit, symbol
         self.report.hidden.append(email)
+        self.created.append(email)  # before: a create that timed out may still have made the user
         cognito.admin_create_user(
             UserPoolId=pool_id,
             Username=email,
             UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
             MessageAction="SUPPRESS",
         )
-        self.created.append(email)
         cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
         if staff:
             cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=STAFF_GROUP)
         return Api(self.target.api_url, id_token(cognito, self.target.client_id, email, password))
 
-    def delete_all(self) -> str:
-        left = []
-        for email in self.created:
-            try:
-                self.target.cognito.admin_delete_user(UserPoolId=self.target.user_pool_id, Username=email)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "UserNotFoundException":
-                    left.append(error.response["Error"]["Code"])
-        if left:
-            raise SmokeError(f"{len(left)} of {len(self.created)} throwaway users not deleted: {', '.join(left)}")
-        return f"throwaway users deleted: {len(self.created)}"
+    def delete_all(self, stale_after: timedelta = STALE_AFTER) -> str:
+        """This run's users, and those that runs killed before their cleanup left."""
+        failed = [code for code in map(self.delete, self.created) if code]
+        stale = self.left_by_earlier_runs(stale_after)
+        failed += [code for code in map(self.delete, stale) if code]
+        if failed:
+            raise SmokeError(f"{len(failed)} throwaway users not deleted: {', '.join(sorted(set(failed)))}")
+        return f"throwaway users deleted: {len(self.created)}" + (
+            f", and {len(stale)} left by a run that was interrupted" if stale else ""
+        )
+
+    def delete(self, username: str) -> str | None:
+        """None once the user is gone, else AWS's error code."""
+        try:
+            self.target.cognito.admin_delete_user(UserPoolId=self.target.user_pool_id, Username=username)
+        except ClientError as error:
+            code = str(error.response["Error"]["Code"])
+            return None if code == "UserNotFoundException" else code
+        return None
+
+    def left_by_earlier_runs(self, stale_after: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - stale_after
+        pages = self.target.cognito.get_paginator("list_users").paginate(
+            UserPoolId=self.target.user_pool_id, Filter=f'email ^= "{THROWAWAY_PREFIX}"'
+        )
+        return [user["Username"] for page in pages for user in page["Users"] if user["UserCreateDate"] < cutoff]
 
 
 def answer(status: int, body: Any, expected: int, request: str) -> str:
@@ -258,7 +280,7 @@ class Smoke:
             known = not (status == 422 and isinstance(order, dict) and order.get("code") == "unknown_user")
             return (status, order) if known else None
 
-        status, order = wait_for("the orders service to learn of the new user", placed, self.wait_seconds)
+        status, order = wait_for("the orders service to learn of the new user", placed, self.wait_seconds, POLL_SECONDS)
         said = answer(status, order, 201, "POST /orders")
         self.order_id = order["order_id"]
         return f"{said} {self.order_id} {order['status']}"
@@ -337,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=DEFAULT_WAIT_SECONDS, help="seconds to wait for each step of the saga"
     )
     args = parser.parse_args(argv)
+    # A cancelled CI job gets SIGTERM: as SystemExit it passes through the steps, and the cleanup still runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     report, targets = Report(), []
 
     def find_target() -> str:

@@ -4,6 +4,8 @@ so the command the deploy workflow runs after each deploy cannot rot."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,4 +105,24 @@ def test_a_saga_step_that_fails_fails_the_run_and_the_product_is_still_unstocked
     ]
     assert "REJECTED" in result.stdout
     assert stack.call("GET", f"/inventory/{SMOKE_SKU}")[1]["available"] == 0
+    assert smoke_users_left(stack) == []
+
+
+def test_a_run_stopped_by_sigterm_still_deletes_its_users(stack: RunningStack, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        description = {**stack.description, "api_url": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+        (tmp_path / "stack.json").write_text(json.dumps(description))
+        command = [sys.executable, "-m", "tools.smoke", "--local", "--state-dir", str(tmp_path)]
+        run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert run.stdout is not None
+        assert run.stdout.readline().startswith("ok   stack")
+        assert run.stdout.readline().startswith("ok   users")  # then it waits for POST /users to answer
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 128 + signal.SIGTERM
+    assert steps(stdout) == [("ok", "delete users")]
+    assert "Traceback" not in stderr
     assert smoke_users_left(stack) == []

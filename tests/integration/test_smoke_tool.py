@@ -1,15 +1,17 @@
-"""`make smoke STACK=...` finds what it tests in the deployed stack's CloudFormation outputs (moto's
-CloudFormation here), as the deploy workflow runs it after each deploy."""
+"""`make smoke STACK=...` against AWS (moto here): it finds what it tests in the deployed stack's
+CloudFormation outputs, as the deploy workflow runs it after each deploy, and leaves no throwaway user
+in the pool, not even those of a run that was killed."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tools.smoke import SmokeError, deployed_target
+from tools.smoke import Report, SmokeError, Target, ThrowawayUsers, deployed_target
 
 OUTPUTS = {
     "ApiUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com/dev",
@@ -57,3 +59,23 @@ def test_a_stack_without_an_output_is_one_sentence_naming_it() -> None:
 def test_a_stack_that_does_not_exist_is_one_sentence_naming_it() -> None:
     with mock_aws(), pytest.raises(SmokeError, match="no stack shop-nowhere in eu-west-1"):
         deployed_target("shop-nowhere", "eu-west-1")
+
+
+def test_deleting_the_throwaway_users_deletes_those_a_killed_run_left_too_and_no_one_else() -> None:
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+        pool_id = cognito.create_user_pool(PoolName="shop-test-users", UsernameAttributes=["email"])["UserPool"]["Id"]
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id, ClientName="shop-test-clients", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+        )["UserPoolClient"]["ClientId"]
+        target = Target("http://127.0.0.1:9", pool_id, client_id, cognito, stage="dev")
+        ThrowawayUsers(target, Report()).sign_in()  # a run killed before its finally
+        cognito.admin_create_user(UserPoolId=pool_id, Username="ada@example.com", MessageAction="SUPPRESS")
+        this_run = ThrowawayUsers(target, Report())
+        this_run.sign_in(), this_run.sign_in()
+
+        said = this_run.delete_all(stale_after=timedelta(0))
+
+        left = cognito.list_users(UserPoolId=pool_id)["Users"]
+        assert [a["Value"] for user in left for a in user["Attributes"] if a["Name"] == "email"] == ["ada@example.com"]
+        assert said == "throwaway users deleted: 2, and 1 left by a run that was interrupted"
