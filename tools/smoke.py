@@ -121,7 +121,7 @@ def payment_method_for(stage: str, given: str | None, no_order: bool) -> str | N
 
 
 class Report:
-    """One line per step on stdout; whether any failed. No line shows what ``hide`` holds (the users' addresses)."""
+    """One line per step on stdout; whether any failed. No line shows what ``hidden`` holds (the users' addresses)."""
 
     def __init__(self) -> None:
         self.failed = False
