@@ -25,7 +25,7 @@ HOST := .aws-sam/host
 LAMBDA_RUNTIME := .aws-sam/lambda-runtime-python3.13
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: dev demo test unit e2e lint tools build build-host lambda-runtime artifact sizes bench bench-e2e dlq token clean-local help
+.PHONY: dev demo smoke test unit e2e lint tools build build-host lambda-runtime artifact sizes bench bench-e2e dlq token clean-local help
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -66,6 +66,11 @@ dev: $(VENV)/.installed ## set up and run the whole system locally (API on :3000
 
 demo: $(VENV)/.installed ## drive the running local stack through the whole saga
 	$(PY) -m devstack demo
+
+# Without STACK: the local stack of `make dev` (.local/stack.json). NO_ORDER=1: read-only (the catalog and the refusals).
+# The order is paid with $$SMOKE_PAYMENT_METHOD, else pm_card_visa; a prod stack orders only when it is set.
+smoke: $(VENV)/.installed ## smoke test: make smoke STACK=shop-dev [REGION=eu-west-1] [NO_ORDER=1]; no STACK: the local stack
+	$(PY) -m tools.smoke $(if $(STACK),--stack $(STACK) $(if $(REGION),--region $(REGION)),--local) $(if $(NO_ORDER),--no-order)
 
 test: $(VENV)/.installed artifact ## run the whole test suite (unit, integration, end-to-end)
 	SHOP_REQUIRE_ARTIFACTS=1 $(PY) -m pytest

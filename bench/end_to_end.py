@@ -26,8 +26,9 @@ from typing import Any
 from pymongo import MongoClient
 
 from bench.environment import ROOT
-from devstack.demo import Api, sign_in
+from devstack.demo import sign_in
 from devstack.mongod import free_port
+from tools.shop_api import Api
 
 CLIENTS = 16
 ORDERS = 960

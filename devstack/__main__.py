@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from devstack.demo import run_demo
 
-        return run_demo(read_stack(args.state_dir))
+        try:
+            return run_demo(read_stack(args.state_dir))
+        except TimeoutError as error:
+            sys.exit(f"Demo stopped: {error}")
     if args.command == "token":
         from devstack.demo import sign_in
 

@@ -3,49 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
-from urllib.error import HTTPError
-from urllib.request import Request, urlopen
 
 from pymongo import MongoClient
 
 from devstack.provision import aws_client
 from devstack.template import Template, load_template
-
-STAFF_GROUP = "staff"
+from tools.shop_api import STAFF_GROUP, Api, id_token, wait_for
 
 WAIT_SECONDS = 30
 
 
 # Every local user's password: it meets the template's password policy.
 LOCAL_PASSWORD = "Local-Passw0rd!"
-
-
-class Api:
-    """The shop's HTTP API, as one caller: ``token`` is the caller's ID token, None for nobody."""
-
-    def __init__(self, base_url: str, token: str | None = None) -> None:
-        self.base_url = base_url
-        self.token = token
-
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        signed_in = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        request = Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", **signed_in, **(headers or {})},
-        )
-        try:
-            with urlopen(request, timeout=15) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
 
 
 def sign_in(stack: dict[str, Any], email: str, staff: bool = False) -> str:
@@ -65,22 +37,7 @@ def sign_in(stack: dict[str, Any], email: str, staff: bool = False) -> str:
         pass
     if staff:
         cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=STAFF_GROUP)
-    signed_in = cognito.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": email, "PASSWORD": LOCAL_PASSWORD},
-    )
-    return str(signed_in["AuthenticationResult"]["IdToken"])
-
-
-def wait_for(what: str, probe: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise SystemExit(f"Timed out waiting for {what}")
+    return id_token(cognito, client_id, email, LOCAL_PASSWORD)
 
 
 def run_demo(stack: dict[str, Any]) -> int:
@@ -107,7 +64,7 @@ def run_demo(stack: dict[str, Any]) -> int:
             status, order = api.call("POST", "/orders", body, {"Idempotency-Key": key})
             return order if status == 201 else None
 
-        order: dict[str, Any] = wait_for("the orders service to learn of the user", attempt)
+        order: dict[str, Any] = wait_for("the orders service to learn of the user", attempt, WAIT_SECONDS)
         print(f"   POST /orders {items} {payment_method} -> 201 order_id={order['order_id']} status={order['status']}")
         return order
 
@@ -118,6 +75,7 @@ def run_demo(stack: dict[str, Any]) -> int:
             lambda: (
                 (o := api.call("GET", f"/orders/{order_id}")[1]) and state in (o["status"], o["payment_status"]) and o
             ),
+            WAIT_SECONDS,
         )
         print(
             f"   -> {order['status']} total_cents={order['total_cents']} payment_status={order['payment_status']} "
@@ -139,7 +97,9 @@ def run_demo(stack: dict[str, Any]) -> int:
     declined = place([{"sku": "DEMO-BOOK", "quantity": 1}], "pm_card_chargeCustomerFail")
     settled(declined["order_id"], "REJECTED")
     wait_for(
-        "the declined order's stock to come back", lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 2
+        "the declined order's stock to come back",
+        lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 2,
+        WAIT_SECONDS,
     )
     show_stock(api, "after the declined payment (its book back)")
 
@@ -147,7 +107,9 @@ def run_demo(stack: dict[str, Any]) -> int:
     status, cancelled = api.call("POST", f"/orders/{paid['order_id']}/cancel")
     print(f"   POST /orders/{paid['order_id']}/cancel -> {status} status={cancelled['status']}")
     settled(paid["order_id"], "refunded")
-    wait_for("the stock to come back", lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 0)
+    wait_for(
+        "the stock to come back", lambda: api.call("GET", "/inventory/DEMO-BOOK")[1]["reserved"] == 0, WAIT_SECONDS
+    )
     show_stock(api, "after the cancellation")
 
     print("7. Identity: what the API refuses")
@@ -210,6 +172,7 @@ def show_emails(stack: dict[str, Any], email: str, expected: int) -> None:
             and len(found) >= expected
             and found
         ),
+        WAIT_SECONDS,
     )
     for message in sent:
         first_line = message["body"].splitlines()[2]  # after the greeting and a blank line

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.demo import Api, sign_in
+from devstack.demo import sign_in
 from devstack.mongod import free_port
 from devstack.provision import aws_client
+from tools.shop_api import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from devstack.demo import Api
 from devstack.mongod import MongoServer
 from payments.domain import LEASE
 from tests.e2e.running_stack import RunningStack, eventually
+from tools.shop_api import Api
 
 pytestmark = pytest.mark.e2e
 

@@ -23,10 +23,10 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.api import make_server, route
-from devstack.demo import Api
 from devstack.runner import FunctionRunner
 from tests.e2e.probe import probe_spec
 from tests.e2e.running_stack import RunningStack, eventually
+from tools.shop_api import Api
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from devstack.demo import LOCAL_PASSWORD, Api
+from devstack.demo import LOCAL_PASSWORD
 from devstack.provision import aws_client
 from tests.e2e.running_stack import RunningStack, eventually
+from tools.shop_api import Api
 
 pytestmark = pytest.mark.e2e
 
