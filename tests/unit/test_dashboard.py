@@ -5,17 +5,16 @@ and every queue of the template is on it."""
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tests.counted_metrics import counted_metric_names
 from tests.sam_translation import translated_template
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE_ROOTS = [ROOT / "functions", ROOT / "layers" / "shared"]
 STAGE = "dev"
 # The API's name as the template sets it (ShopApi's Name): the dimension of API Gateway's metrics.
 API_NAME = f"shop-{STAGE}-api"
@@ -81,33 +80,6 @@ def drawn(namespace: str, name: str, dimension: str) -> set[str]:
         for space, metric, dimensions in metrics_of(widget)
         if (space, metric) == (namespace, name) and dimension in dimensions
     }
-
-
-def counted_metric_names() -> set[str]:
-    """Every metric name the code passes to Powertools' add_metric: a literal, or looked up in a
-    module's dict of them (``METRIC_OF_EVENT[...]``)."""
-    names: set[str] = set()
-    for root in CODE_ROOTS:
-        for path in root.rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            dicts = {
-                target.id: node.value
-                for node in tree.body
-                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
-            for call in ast.walk(tree):
-                if not (isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "add_metric"):
-                    continue
-                name = next(keyword.value for keyword in call.keywords if keyword.arg == "name")
-                if isinstance(name, ast.Constant):
-                    names.add(str(name.value))
-                else:
-                    assert isinstance(name, ast.Subscript) and isinstance(name.value, ast.Name), ast.unparse(call)
-                    looked_up = dicts[name.value.id]
-                    names |= {str(value.value) for value in looked_up.values if isinstance(value, ast.Constant)}
-    return names
 
 
 def services_run() -> set[str]:
