@@ -18,6 +18,7 @@ from notifications import app as notifications_app
 from orders import consumer as orders_consumer
 from payments import consumer as payments_consumer
 from tests.conftest import AwsResources
+from tests.counted_metrics import BUSINESS
 from tests.integration import test_http_edge, test_saga
 from tests.integration.test_http_edge import EVERY_API_REQUEST, EVERY_API_REQUEST_IDS
 from tests.integration.test_orders_api import orders_db, place, register_user
@@ -29,19 +30,6 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # The fixtures of the saga (a shop stocked, a customer registered) and of the outage (MongoDB unreachable).
 shop = test_saga.shop
 mongodb_down = test_http_edge.mongodb_down
-BUSINESS = {
-    "OrdersPlaced",
-    "OrdersConfirmed",
-    "OrdersRejected",
-    "OrdersCancelled",
-    "OrdersExpired",
-    "PaymentsSucceeded",
-    "PaymentsFailed",
-    "PaymentsRefunded",
-    "EmailsSent",
-    "EmailsRefused",
-    "EmailOutcomeUnknown",
-}
 
 
 def business(stdout: str) -> dict[tuple[str, str], float]:

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests.counted_metrics import counted_metric_names
+from tests.counted_metrics import BUSINESS, counted_metric_names
 from tests.sam_translation import translated_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,19 +112,7 @@ def test_every_shop_metric_on_it_is_counted_by_the_code_under_a_service_the_temp
 
 
 def test_it_shows_the_business_first_then_the_machinery() -> None:
-    business = {
-        "OrdersPlaced",
-        "OrdersConfirmed",
-        "OrdersRejected",
-        "OrdersCancelled",
-        "OrdersExpired",
-        "PaymentsSucceeded",
-        "PaymentsFailed",
-        "PaymentsRefunded",
-        "EmailsSent",
-        "EmailsRefused",
-        "EmailOutcomeUnknown",
-    }
+    business = BUSINESS
     kinds = [
         all(namespace == "Shop" and name in business for namespace, name, _ in metrics_of(widget))
         for widget in metric_widgets()
