@@ -130,3 +130,25 @@ def test_the_execution_role_writes_roles_of_its_stage_only(template: dict[str, A
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/shop-${Stage}-*",
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/shop-${Stage}-*",
     ]
+
+
+def aws_calls(source: Path, client: str) -> set[str]:
+    """The API actions a module calls on its ``client`` (``<client>.some_call(``, ``get_paginator("some_call")``),
+    as IAM names them (SomeCall)."""
+    text = source.read_text()
+    calls = set(re.findall(rf"\b{client}\.(?!get_paginator)([a-z_]+)\(", text))
+    calls |= set(re.findall(rf'\b{client}\.get_paginator\(\s*"([a-z_]+)"', text))
+    return {"".join(word.capitalize() for word in call.split("_")) for call in calls}
+
+
+def test_the_smoke_test_role_grants_exactly_the_calls_the_smoke_test_makes(template: dict[str, Any]) -> None:
+    granted = {
+        action
+        for statement in statements(template["Resources"]["SmokeTestRole"])
+        for action in as_list(statement["Action"])
+    }
+    smoke = Path(__file__).resolve().parents[2] / "tools"
+    called = {f"cloudformation:{call}" for call in aws_calls(smoke / "smoke.py", "cloudformation")}
+    called |= {f"cognito-idp:{call}" for source in smoke.glob("*.py") for call in aws_calls(source, "cognito")}
+    # initiate_auth (USER_PASSWORD_AUTH) is unauthenticated: the app client, not IAM, allows it
+    assert granted == called - {"cognito-idp:InitiateAuth"}
