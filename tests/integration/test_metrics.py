@@ -16,13 +16,14 @@ from inventory import api as inventory_api
 from inventory import consumer as inventory_consumer
 from notifications import app as notifications_app
 from orders import consumer as orders_consumer
+from orders import deadline as orders_deadline
 from payments import consumer as payments_consumer
 from tests.conftest import AwsResources
 from tests.counted_metrics import BUSINESS
 from tests.integration import test_http_edge, test_saga
 from tests.integration.test_http_edge import EVERY_API_REQUEST, EVERY_API_REQUEST_IDS
 from tests.integration.test_orders_api import orders_db, place, register_user
-from tests.integration.test_saga import ITEMS, Shop
+from tests.integration.test_saga import ITEMS, Shop, past_its_deadline
 from tests.support import ServiceRuntime, emitted_metrics, envelope, failed_ids, sample_event, sqs_batch
 from users import api as users_api
 
@@ -72,6 +73,24 @@ def test_a_declined_card_counts_one_failed_payment_and_one_rejected_order(
         ("orders", "OrdersRejected"): 1,
         ("notifications", "EmailsSent"): 1,  # not accepted
     }
+
+
+def test_an_order_rejected_at_its_deadline_counts_once_as_expired_and_as_rejected(
+    shop: Shop, mongo_client: MongoClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given an order the provider never charged (unreachable), When its deadline passes and the
+    deadline function runs twice, Then it counts one OrdersExpired and one OrdersRejected."""
+    shop.runtimes["payments"].env["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # nothing listens there
+    order_id = shop.place(ITEMS, "pm_card_visa")
+    shop.settle()
+    past_its_deadline(shop, mongo_client, order_id)
+    capsys.readouterr()
+    for _ in range(2):
+        shop.runtimes["orders"].invoke(orders_deadline.handler, {})
+    shop.settle()
+
+    counted = business(capsys.readouterr().out)
+    assert (counted.get(("orders", "OrdersExpired")), counted.get(("orders", "OrdersRejected"))) == (1, 1)
 
 
 def database_unavailable(stdout: str) -> dict[str, float]:
