@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -37,3 +38,19 @@ def test_register_makes_the_callers_profile_with_the_email_lower_cased_and_annou
 def test_invalid_new_users(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         NewUser.model_validate(body)
+
+
+def test_the_documented_name_is_exactly_the_accepted_one() -> None:
+    """The schema the API publishes says what the model strips away: a name of whitespace only (a form
+    feed, say) is refused, so its JSON schema must not call it valid (schemathesis found "\\f")."""
+    pattern = NewUser.model_json_schema()["properties"]["name"]["pattern"]
+    for space in (chr(code) for code in range(0x3000 + 1) if chr(code).isspace()):
+        documented = re.search(pattern, space * 3) is not None
+        try:
+            NewUser.model_validate({"name": space * 3})
+        except ValidationError:
+            assert not documented, f"{space!r} documented valid, refused"
+    with pytest.raises(ValidationError):
+        NewUser.model_validate({"name": "\f"})
+    assert re.search(pattern, "\f") is None
+    assert re.search(pattern, " Ada ") and NewUser.model_validate({"name": " Ada "}).name == "Ada"

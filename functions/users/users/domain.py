@@ -13,7 +13,8 @@ from shop_common.errors import Conflict, Forbidden, NotFound
 from shop_common.events import UserRegistered, UserRegisteredData, new_event
 from shop_common.identity import Caller
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# The pattern publishes what stripping implies: a name of whitespace only is no name (the schema says so too).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
 
 
 class AlreadyRegistered(Conflict):
