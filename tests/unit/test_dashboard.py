@@ -6,11 +6,11 @@ and every queue of the template is on it."""
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from devstack.template import Attributes, Resolver
 from tests.counted_metrics import BUSINESS, counted_metric_names
 from tests.sam_translation import translated_template
 
@@ -22,21 +22,14 @@ FUNCTION_METRICS = ("Invocations", "Errors", "Duration", "Throttles", "Concurren
 
 
 def substituted(text: str, resources: dict[str, Any]) -> str:
-    """``text`` with the variables of an Fn::Sub replaced as CloudFormation would: the stage, the
-    region, and a queue's name (``${Queue.QueueName}``, a name of our own making here)."""
-
-    def value(match: re.Match[str]) -> str:
-        variable = match.group(1)
-        if variable == "Stage":
-            return STAGE
-        if variable == "AWS::Region":
-            return "eu-west-1"
-        logical_id, _, attribute = variable.partition(".")
-        assert attribute == "QueueName", f"the dashboard names {variable}, which this test cannot substitute"
-        assert resources[logical_id]["Type"] == "AWS::SQS::Queue"
-        return f"queue-{logical_id}"
-
-    return re.sub(r"\$\{([^}!]+)\}", value, text)
+    """``text`` with the variables of an Fn::Sub replaced as CloudFormation would (devstack's Resolver),
+    each queue named by a name of our own making here."""
+    resolver = Resolver({"Stage": STAGE})
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::SQS::Queue":
+            resolver.resources[logical_id] = Attributes(logical_id, {"QueueName": f"queue-{logical_id}"})
+    substitution: str = resolver.resolve({"Fn::Sub": text})
+    return substitution
 
 
 @cache
